@@ -1,0 +1,68 @@
+"""Default: a small LSTM on the embedded synthetic genes (no download needed).
+
+Command:
+  python -m dnagen_jax.main --config=configs/default.py --workdir=/tmp/dnagen/default
+
+Expected result (2-core CPU, about 3 minutes): test perplexity within 3% of the
+oracle perplexity of the synthetic test split (oracle about 2.88); see README.
+"""
+
+import ml_collections
+
+
+def get_data_config() -> ml_collections.ConfigDict:
+  """The data block shared by every config."""
+  data = ml_collections.ConfigDict()
+  data.source = "synthetic"        # 'synthetic' (embedded Markov genes) or 'files'
+  data.files = ""                  # files: comma-separated CSV/FASTA paths, dirs or globs ('' = TFDS manual dir)
+  data.data_dir = ""               # where TFDS writes prepared data ('' = $TFDS_DATA_DIR or ~/tensorflow_datasets)
+  data.min_length = 1              # drop genes shorter than this (nucleotides)
+  data.max_length = 1000           # drop genes longer than this (the study: 1000)
+  data.unknown_policy = "error"    # non-ACGT characters: 'error', 'n' (IUPAC -> N) or 'skip' the record
+  data.val_fraction = 0.1          # files: share of genes hashed to validation
+  data.test_fraction = 0.1         # files: share of genes hashed to test
+  data.synthetic_order = 3         # synthetic: order k of the Markov source
+  data.synthetic_alpha = 1.0       # synthetic: Dirichlet concentration (lower = more predictable)
+  data.synthetic_seed = 0          # synthetic: seed of the chain and of the genes
+  data.synthetic_sizes = (3000, 300, 300)  # synthetic: genes in train / validation / test
+  data.length_buckets = (256, 512, 1024)   # pad each batch up to the first bucket that fits (tokens incl. BOS)
+  return data
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.data = get_data_config()
+
+  config.model = ml_collections.ConfigDict()
+  config.model.name = "lstm"           # 'lstm', 'gru', 'transformer' or 'ngram'
+  config.model.embed_dim = 32          # token (and position) embedding width
+  config.model.hidden_dim = 128        # recurrent units per layer (lstm/gru)
+  config.model.num_layers = 1          # stacked recurrent or transformer layers
+  config.model.position_embedding = False  # add a learned position embedding (the study's LSTM had one)
+  config.model.max_len = 1024          # longest input in tokens (BOS + 1023 nucleotides, as in the study)
+  config.model.num_heads = 3           # transformer: attention heads
+  config.model.head_dim = 0            # transformer: width per head (0 = embed_dim // num_heads)
+  config.model.mlp_dim = 256           # transformer: feed-forward width
+  config.model.remat = False           # recompute activations in the backward pass to save memory
+  config.model.dtype = "float32"       # compute dtype: 'float32' or 'bfloat16' (params stay float32)
+  config.model.ngram_order = 8         # ngram: order N
+  config.model.ngram_smoothing = "kneser_ney"  # ngram: 'mle', 'laplace', 'add_k', 'kneser_ney', 'witten_bell'
+  config.model.ngram_k = 1.0           # ngram: add-k pseudo-count
+
+  config.train = ml_collections.ConfigDict()
+  config.train.seed = 0                # parameter init and data order
+  config.train.batch_size = 16         # global batch (genes), split over all devices
+  config.train.num_epochs = 40         # stop after this many passes over train (the study: 40)
+  config.train.max_steps = 1500        # and after this many steps (0 = no step limit)
+  config.train.learning_rate = 3e-3    # peak learning rate (Adam)
+  config.train.schedule = "cosine"     # 'constant' or 'cosine' (decay to 10% over max_steps)
+  config.train.warmup_steps = 50       # linear warm-up steps
+  config.train.grad_clip = 1.0         # clip the global gradient norm (0 = off)
+  config.train.weight_decay = 0.0      # AdamW decay (0 = plain Adam, as in the study)
+  config.train.eval_every = 250        # steps between validation passes
+  config.train.patience = 5            # early stopping: validations without improvement (0 = off)
+  config.train.log_every = 50          # steps between progress lines
+  config.train.checkpoint_every = 250  # steps between checkpoints (also saved at each validation)
+  config.train.keep_checkpoints = 2    # most recent checkpoints kept (the best one is kept too)
+  config.train.eval_batch_size = 32    # genes per evaluation batch
+  return config

@@ -1,0 +1,1 @@
+"""The `gene_dataset` TFDS builder."""

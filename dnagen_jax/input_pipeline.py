@@ -1,0 +1,185 @@
+"""From the prepared TFDS data set to padded, sharded token batches.
+
+The data set is built once per setting (`prepare`), then read through
+`tfds.data_source` (random access over array_record) and grain. A training
+batch for step s is a pure function of (seed, s), and the grain iterator state
+is checkpointed, so a resumed run sees exactly the batches it would have seen.
+
+Batch layout for a gene x_1..x_L (the study's protocol):
+  inputs  = [BOS, x_1, ..., x_{L-1}, PAD...]   [batch, length] int32
+  targets = [x_1, ..., x_L, PAD...]            [batch, length] int32
+  mask    = 1.0 on the L real targets          [batch, length] float32
+so the loss and perplexity cover every nucleotide of the gene given BOS.
+"""
+
+from __future__ import annotations
+
+import os
+
+import grain
+import numpy as np
+import tensorflow_datasets as tfds
+
+from dnagen_jax import tokens
+from dnagen_jax.errors import UserError
+from dnagen_jax.sequence_io import Record
+
+tfds.disable_progress_bar()
+
+SPLITS = ("train", "validation", "test")
+
+
+def data_dir(data_config) -> str:
+  return os.path.expanduser(
+      data_config.data_dir or os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets"))
+
+
+def dataset_settings(data_config) -> dict:
+  """The builder settings named by a `config.data` block."""
+  from dnagen_jax import sequence_io  # pylint: disable=g-import-not-at-top
+  tokens.check_policy(data_config.unknown_policy)
+  if data_config.source not in ("synthetic", "files"):
+    raise UserError(f"data.source={data_config.source!r} must be 'synthetic' or 'files'")
+  files = ()
+  if data_config.source == "files" and data_config.files:
+    files = tuple(sequence_io.expand_paths(data_config.files))
+  return dict(
+      source=data_config.source, files=files,
+      min_length=data_config.min_length, max_length=data_config.max_length,
+      unknown_policy=data_config.unknown_policy,
+      val_fraction=data_config.val_fraction, test_fraction=data_config.test_fraction,
+      synthetic_order=data_config.synthetic_order,
+      synthetic_alpha=data_config.synthetic_alpha,
+      synthetic_seed=data_config.synthetic_seed,
+      synthetic_sizes=tuple(data_config.synthetic_sizes))
+
+
+def prepare(data_config):
+  """Builds (once) and returns the TFDS builder for `data_config`."""
+  from dnagen_jax.datasets.gene_dataset import gene_dataset_dataset_builder as gdb  # pylint: disable=g-import-not-at-top
+  builder = gdb.make_builder(data_dir(data_config), **dataset_settings(data_config))
+  builder.download_and_prepare()
+  for split in SPLITS:
+    if builder.info.splits[split].num_examples == 0:
+      raise UserError(
+          f"data set {builder.builder_config.name}: the {split} split is empty "
+          f"(too few genes after the length filter {data_config.min_length}.."
+          f"{data_config.max_length}, or split fractions too small)")
+  return builder
+
+
+def data_source(data_config, split: str):
+  """Random-access source of {'gene_id', 'sequence', 'length'} examples."""
+  return prepare(data_config).as_data_source(split=split)
+
+
+def load_records(data_config, split: str) -> list[Record]:
+  """All genes of a split, in stored order, as `Record`s (sequence over ACGTN)."""
+  src = data_source(data_config, split)
+  return [Record(_str(ex["gene_id"]), _str(ex["sequence"])) for ex in (src[i] for i in range(len(src)))]
+
+
+def oracle_perplexity(data_config, split: str) -> float | None:
+  """Exact perplexity of the synthetic source on `split`; None for files."""
+  if data_config.source != "synthetic":
+    return None
+  from dnagen_jax.datasets.gene_dataset import gene_dataset_dataset_builder as gdb  # pylint: disable=g-import-not-at-top
+  source = gdb.markov_source(gdb.make_config(**dataset_settings(data_config)))
+  return source.oracle_perplexity([r.sequence for r in load_records(data_config, split)])
+
+
+def _str(value) -> str:
+  return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def bucket_length(n_tokens: int, buckets) -> int:
+  """Smallest bucket >= n_tokens; longer inputs are cut to the last bucket."""
+  for b in buckets:
+    if n_tokens <= b:
+      return int(b)
+  return int(buckets[-1])
+
+
+def make_batch(seqs: list[str], length: int, batch_size: int | None = None) -> dict:
+  """Pads genes into one batch of fixed shape [batch_size, length].
+
+  Genes longer than `length` nucleotides are cut (the study cut BOS + gene to
+  1023 tokens; its genes never reached that). Rows past len(seqs) are padding
+  with an all-zero mask.
+  """
+  batch_size = batch_size or len(seqs)
+  inputs = np.zeros((batch_size, length), np.int32)
+  targets = np.zeros((batch_size, length), np.int32)
+  for i, s in enumerate(seqs):
+    toks = tokens.encode(s[:length])
+    targets[i, :len(toks)] = toks
+    inputs[i, 0] = tokens.BOS
+    inputs[i, 1:len(toks)] = toks[:-1]
+  return {"inputs": inputs, "targets": targets,
+          "mask": (targets != tokens.PAD).astype(np.float32)}
+
+
+class TrainBatches:
+  """Endless, seeded, length-bucketed training batches; step s -> batch s.
+
+  Each epoch is a fresh permutation of the train split (grain's shuffle,
+  seeded by epoch). Within windows of `sort_window` batches, genes are sorted
+  by length so that a batch pads only to its own bucket; the order of batches
+  inside a window is then shuffled too. The iterator is a grain
+  `DatasetIterator`, whose `get_state()` is checkpointed.
+  """
+
+  def __init__(self, data_config, batch_size: int, seed: int, sort_window: int = 32):
+    self.src = data_source(data_config, "train")
+    self.lengths = np.asarray([self.src[i]["length"] for i in range(len(self.src))])
+    self.batch_size, self.seed = batch_size, seed
+    self.buckets = tuple(data_config.length_buckets)
+    self.batches_per_epoch = max(1, len(self.src) // batch_size)
+    self.sort_window = sort_window
+    self._plan = (-1, None)
+    n = len(self.src)
+    self.nucleotides_per_epoch = int(
+        np.minimum(self.lengths, self.buckets[-1]).sum() * self.batches_per_epoch * batch_size / n)
+
+  def _epoch_plan(self, epoch: int) -> np.ndarray:
+    """[batches_per_epoch, batch_size] gene indices of one epoch."""
+    order = np.asarray(grain.MapDataset.range(len(self.src)).shuffle(seed=self.seed + 7919 * epoch))
+    order = order[: self.batches_per_epoch * self.batch_size]
+    rng = np.random.default_rng([self.seed, epoch])
+    window = self.sort_window * self.batch_size
+    plan = []
+    for start in range(0, len(order), window):
+      chunk = order[start:start + window]
+      chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
+      batches = chunk.reshape(-1, self.batch_size)
+      plan.extend(batches[rng.permutation(len(batches))])
+    return np.stack(plan)
+
+  def _batch(self, step: int) -> dict:
+    epoch, i = divmod(step, self.batches_per_epoch)
+    if self._plan[0] != epoch:  # a new epoch: one permutation for all its batches
+      self._plan = (epoch, self._epoch_plan(epoch))
+    seqs = [_str(self.src[int(j)]["sequence"]) for j in self._plan[1][i]]
+    length = bucket_length(max(len(s) for s in seqs), self.buckets)
+    return make_batch(seqs, length)
+
+  def iterator(self) -> grain.DatasetIterator:
+    """A checkpointable iterator over steps 0, 1, 2, ... (set_state to resume)."""
+    ds = grain.MapDataset.range(self.batches_per_epoch * 10**6).map(self._batch)
+    return ds.to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=4)).__iter__()
+
+
+def eval_batches(seqs: list[str], batch_size: int, buckets) -> list[tuple[np.ndarray, dict]]:
+  """Length-sorted, bucketed batches covering every gene exactly once.
+
+  Returns (indices, batch) pairs: `indices` [n_i] are positions in `seqs`;
+  batches are padded to `batch_size` rows so that few shapes get compiled.
+  """
+  order = np.argsort([len(s) for s in seqs], kind="stable")
+  out = []
+  for start in range(0, len(order), batch_size):
+    idx = order[start:start + batch_size]
+    chunk = [seqs[i] for i in idx]
+    length = bucket_length(max(len(s) for s in chunk), buckets)
+    out.append((idx, make_batch(chunk, length, batch_size)))
+  return out

@@ -98,8 +98,8 @@ def model_stamp(workdir: str) -> str:
   return h.hexdigest()
 
 
-def result_path(workdir: str, csv_path: str) -> str:
-  return os.path.join(workdir, f"detect_{mutation_csv.set_name(csv_path)}.json")
+def result_path(result_dir: str, csv_path: str) -> str:
+  return os.path.join(result_dir, f"detect_{mutation_csv.set_name(csv_path)}.json")
 
 
 def format_table(result: dict) -> str:
@@ -116,9 +116,10 @@ def format_table(result: dict) -> str:
   return "\n".join(lines)
 
 
-def cached(workdir: str, csv_path: str, window: int) -> dict | None:
+def cached(workdir: str, csv_path: str, window: int,
+           result_dir: str | None = None) -> dict | None:
   """A previous result for this exact set, model and window, or None."""
-  path = result_path(workdir, csv_path)
+  path = result_path(result_dir or workdir, csv_path)
   if not os.path.exists(path):
     return None
   try:
@@ -134,8 +135,9 @@ def cached(workdir: str, csv_path: str, window: int) -> dict | None:
 
 
 def detect_file(scorer: scoring.Scorer, workdir: str, csv_path: str,
-                window: int = rules.DEFAULT_WINDOW, model: str = "?") -> dict:
-  """Scores the set at `csv_path`, writes workdir/detect_<set>.json, returns it."""
+                window: int = rules.DEFAULT_WINDOW, model: str = "?",
+                result_dir: str | None = None) -> dict:
+  """Scores the set at `csv_path`, writes <result_dir or workdir>/detect_<set>.json."""
   pairs = mutation_csv.read(csv_path)
   start = time.perf_counter()
   result = detect(scorer, pairs, window)
@@ -143,8 +145,9 @@ def detect_file(scorer: scoring.Scorer, workdir: str, csv_path: str,
                 csv_sha256=mutation_csv.file_digest(csv_path), model=model,
                 model_stamp=model_stamp(workdir),
                 seconds=round(time.perf_counter() - start, 3))
-  os.makedirs(workdir, exist_ok=True)
-  with open(result_path(workdir, csv_path), "w") as f:
+  result_dir = result_dir or workdir
+  os.makedirs(result_dir, exist_ok=True)
+  with open(result_path(result_dir, csv_path), "w") as f:
     json.dump(result, f, indent=1)
   return result
 

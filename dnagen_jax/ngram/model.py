@@ -1,0 +1,263 @@
+"""N-gram models over nucleotides: count tables, smoothing, scoring, save/load.
+
+Protocol (the project's, shared with the neural models): a gene x_1..x_L is
+scored as sum_t ln p(x_t | BOS^(n-1) x_1..x_{t-1}), i.e. the context of an
+order-n model is the previous n-1 symbols with BOS padding on the left. Training
+counts exactly the windows scored that way: L windows per gene, each ending in
+a nucleotide (no EOS is ever predicted).
+
+Outcome set O: {A, C, G, T}, plus N when the model is trained with N support
+(`with_n=True`, i.e. data.unknown_policy='n'). For add-k, Kneser-Ney and
+Witten-Bell, p(. | context) sums to exactly one over O for every context, seen
+or not. MLE gives p = 0 to unseen n-grams and unseen contexts (perplexity inf).
+
+Smoothing at order n, with c(h w) the count of context h followed by w and
+c(h) = sum_w c(h w):
+  mle          c(hw) / c(h)
+  laplace      (c(hw) + 1) / (c(h) + |O|)
+  add_k        (c(hw) + k) / (c(h) + k |O|)
+  kneser_ney   interpolated modified Kneser-Ney (Chen & Goodman 1998): per
+               order, discounts D1, D2, D3+ from the count-of-counts n1..n4 of
+               that order's counts, Y = n1 / (n1 + 2 n2), D1 = 1 - 2Y n2/n1,
+               D2 = 2 - 3Y n3/n2, D3+ = 3 - 4Y n4/n3;
+               p(w|h) = (c(hw) - D(c(hw)))+ / c(h) + gamma(h) p(w|h'),
+               gamma(h) = (D1 N1(h.) + D2 N2(h.) + D3+ N3+(h.)) / c(h);
+               the highest order uses raw counts, lower orders continuation
+               counts N1+(. h'w) (raw counts for n-grams that start with BOS,
+               whose only left neighbour is padding, as KenLM does); the bottom
+               is uniform over O; an unseen context passes p(w|h') through.
+  witten_bell  interpolated: p(w|h) = (c(hw) + u(h) p(w|h')) / (c(h) + u(h)),
+               u(h) = number of distinct w after h; raw counts at every order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+
+from dnagen_jax import tokens
+from dnagen_jax.errors import UserError
+from dnagen_jax.ngram import codes as C
+
+SMOOTHINGS = ("mle", "laplace", "add_k", "kneser_ney", "witten_bell")
+INTERPOLATED = ("kneser_ney", "witten_bell")  # these store every order 1..n
+FORMAT = "dnagen_jax.ngram"
+FORMAT_VERSION = 1
+FALLBACK_DISCOUNTS = np.array([0.5, 1.0, 1.5])  # KenLM --discount_fallback defaults
+
+
+def check_smoothing(smoothing: str) -> str:
+  if smoothing not in SMOOTHINGS:
+    raise UserError(f"ngram_smoothing={smoothing!r} is not one of {', '.join(SMOOTHINGS)}")
+  return smoothing
+
+
+def kn_discounts(counts: np.ndarray) -> np.ndarray:
+  """Modified Kneser-Ney discounts [D1, D2, D3+] from count-of-counts of `counts`.
+
+  The closed form needs n1..n4 > 0 and gives D_i in (0, i) only for Zipf-like
+  counts; continuation counts over a 4-letter alphabet saturate (a k-gram has
+  at most 5 distinct left neighbours) and break it. Where it fails, the order
+  falls back to KenLM's default discounts (0.5, 1, 1.5), as KenLM's
+  --discount_fallback does.
+  """
+  n1, n2, n3, n4 = np.bincount(np.minimum(counts, 5), minlength=6)[1:5].astype(np.float64)
+  if min(n1, n2, n3, n4) > 0:
+    y = n1 / (n1 + 2 * n2)
+    d = np.array([1 - 2 * y * n2 / n1, 2 - 3 * y * n3 / n2, 3 - 4 * y * n4 / n3])
+    if np.all((d > 0) & (d < [1.0, 2.0, 3.0])):
+      return d
+  return FALLBACK_DISCOUNTS.copy()
+
+
+@dataclasses.dataclass
+class Level:
+  """The table of one order k: sorted k-gram codes and their counts.
+
+  keys: uint64 [U] sorted codes (see codes.py); counts: int64 [U] > 0.
+  The context statistics are derived (not saved): ctx_keys uint64 [H] sorted
+  contexts (keys >> 3), ctx_total int64 [H] = c(h), ctx_extra float64 [H] =
+  gamma(h) * c(h) for Kneser-Ney, u(h) for Witten-Bell.
+  """
+  k: int
+  keys: np.ndarray
+  counts: np.ndarray
+  ctx_keys: np.ndarray = None
+  ctx_total: np.ndarray = None
+  ctx_extra: np.ndarray = None
+  discounts: np.ndarray = None
+
+  def derive(self, smoothing: str):
+    ctx = self.keys >> np.uint64(C.BITS)
+    starts = C.group_starts(ctx)
+    self.ctx_keys = ctx[starts]
+    self.ctx_total = np.add.reduceat(self.counts, starts) if starts.size else np.zeros(0, np.int64)
+    if smoothing == "kneser_ney":
+      self.discounts = kn_discounts(self.counts)
+      d = self.discounts[np.minimum(self.counts, 3) - 1]
+      self.ctx_extra = np.add.reduceat(d, starts) if starts.size else np.zeros(0)
+    elif smoothing == "witten_bell":
+      self.ctx_extra = np.diff(np.append(starts, self.keys.size)).astype(np.float64)
+    return self
+
+
+class NGramModel:
+  """An order-n nucleotide model (see the module docstring for the maths)."""
+
+  def __init__(self, order: int, smoothing: str, k: float, with_n: bool,
+               levels: dict[int, Level], nucleotides_seen: int):
+    self.order, self.smoothing, self.k = order, smoothing, float(k)
+    self.with_n, self.nucleotides_seen = bool(with_n), int(nucleotides_seen)
+    self.outcomes = tokens.NUCLEOTIDES + ("N" if with_n else "")
+    self.levels = {kk: lv.derive(smoothing) for kk, lv in levels.items()}
+
+  @property
+  def name(self) -> str:
+    return f"ngram-{self.smoothing}-{self.order}"
+
+  @property
+  def num_params(self) -> int:
+    """Number of stored counts (all orders kept)."""
+    return int(sum(lv.keys.size for lv in self.levels.values()))
+
+  # ---------------------------------------------------------------- fitting
+  @classmethod
+  def fit(cls, seqs, order: int, smoothing: str = "kneser_ney", k: float = 1.0,
+          with_n: bool = False, max_memory_bytes: int | None = None) -> "NGramModel":
+    """Counts the windows of `seqs` (genes over ACGT, and N if `with_n`).
+
+    Raises UserError for an order out of range, an unknown smoothing, N in the
+    data of a model without N, or a fit that would not fit in memory (checked
+    before allocating: see codes.check_memory).
+    """
+    order = C.check_order(order)
+    check_smoothing(smoothing)
+    if smoothing == "add_k" and not k > 0:
+      raise UserError(f"ngram_k={k} must be > 0 for add_k smoothing")
+    seqs = list(seqs)
+    lengths = np.fromiter((len(s) for s in seqs), np.int64, len(seqs))
+    num_windows = int(lengths.sum())
+    if num_windows == 0:
+      raise UserError("no training nucleotides: the N-gram model needs at least one gene")
+    levels_needed = order if smoothing in INTERPOLATED else 1
+    C.check_memory(num_windows, order, levels_needed, smoothing, max_memory_bytes)
+
+    stream, starts = C.padded_stream(seqs, order - 1, 0)
+    check_symbols(stream, starts, order - 1, with_n, "training data")
+    top = C.window_codes(stream, order, C.ranges(starts, lengths))
+    del stream
+    keys, counts, _ = C.unique_counts(top, order)
+    del top
+    levels = {order: Level(order, keys, counts)}
+    if smoothing in INTERPOLATED:
+      raw = counts
+      for kk in range(order - 1, 0, -1):
+        # Group the (k+1)-grams by their last k symbols: sums give raw counts,
+        # group sizes give N1+(. g), the number of distinct left neighbours.
+        suffix = keys & C.mask(kk)
+        keys, raw, distinct = C.unique_counts(suffix, kk, weights=raw)
+        if smoothing == "kneser_ney":
+          starts_bos = (keys >> np.uint64(C.BITS * (kk - 1))) == tokens.BOS
+          levels[kk] = Level(kk, keys, np.where(starts_bos, raw, distinct))
+        else:
+          levels[kk] = Level(kk, keys, raw)
+    return cls(order, smoothing, k, with_n, levels, num_windows)
+
+  # ---------------------------------------------------------------- scoring
+  def window_probs(self, codes: np.ndarray) -> np.ndarray:
+    """p(w | h) for packed order-n windows: uint64 [W] -> float64 [W]."""
+    n, num_out = self.order, len(self.outcomes)
+    if self.smoothing not in INTERPOLATED:
+      lv = self.levels[n]
+      c = C.lookup(lv.keys, lv.counts, codes).astype(np.float64)
+      tot = C.lookup(lv.ctx_keys, lv.ctx_total, codes >> np.uint64(C.BITS)).astype(np.float64)
+      if self.smoothing == "mle":
+        return np.divide(c, tot, out=np.zeros_like(c), where=tot > 0)
+      k = 1.0 if self.smoothing == "laplace" else self.k
+      return (c + k) / (tot + k * num_out)
+    p = np.full(codes.shape, 1.0 / num_out)
+    for kk in range(1, n + 1):
+      lv = self.levels[kk]
+      q = codes & C.mask(kk)
+      ctx = q >> np.uint64(C.BITS)
+      i = np.searchsorted(lv.ctx_keys, ctx)
+      np.minimum(i, lv.ctx_keys.size - 1, out=i)
+      seen = lv.ctx_keys[i] == ctx
+      tot = np.where(seen, lv.ctx_total[i], 0).astype(np.float64)
+      extra = np.where(seen, lv.ctx_extra[i], 0.0)
+      c = C.lookup(lv.keys, lv.counts, q).astype(np.float64)
+      if self.smoothing == "kneser_ney":
+        d = np.where(c > 0, lv.discounts[np.clip(c, 1, 3).astype(np.int64) - 1], 0.0)
+        num = c - d + extra * p
+        p = np.divide(num, tot, out=p.copy(), where=seen)
+      else:
+        p = np.divide(c + extra * p, tot + extra, out=p.copy(), where=seen)
+    return p
+
+  def log_probs(self, seqs) -> list[np.ndarray]:
+    """ln p(x_t | BOS^(n-1) x_<t) of every nucleotide: n float64 arrays [L_i]."""
+    seqs = list(seqs)
+    if not seqs:
+      return []
+    lengths = np.fromiter((len(s) for s in seqs), np.int64, len(seqs))
+    stream, starts = C.padded_stream(seqs, self.order - 1, 0)
+    check_symbols(stream, starts, self.order - 1, self.with_n, "scored data")
+    codes = C.window_codes(stream, self.order, C.ranges(starts, lengths))
+    with np.errstate(divide="ignore"):
+      lp = np.log(self.window_probs(codes))
+    return np.split(lp, np.cumsum(lengths)[:-1])
+
+  def next_log_probs(self, prefixes) -> np.ndarray:
+    """[n, |O|] ln p(o | BOS + prefix) for every outcome o of each prefix."""
+    seqs = [p + o for p in prefixes for o in self.outcomes]
+    last = np.array([lp[-1] for lp in self.log_probs(seqs)])
+    return last.reshape(len(prefixes), len(self.outcomes))
+
+  # ---------------------------------------------------------------- storage
+  def header(self) -> dict:
+    return {"format": FORMAT, "version": FORMAT_VERSION, "order": self.order,
+            "smoothing": self.smoothing, "k": self.k, "with_n": self.with_n,
+            "outcomes": self.outcomes, "nucleotides_seen": self.nucleotides_seen,
+            "levels": sorted(self.levels), "num_params": self.num_params,
+            "discounts": {str(kk): lv.discounts.tolist() for kk, lv in self.levels.items()
+                          if lv.discounts is not None}}
+
+  def save(self, workdir: str, stem: str = "ngram"):
+    """Writes <stem>.npz (keys_k uint64, counts_k int64 per order k) and <stem>.json."""
+    os.makedirs(workdir, exist_ok=True)
+    arrays = {}
+    for kk, lv in self.levels.items():
+      arrays[f"keys_{kk}"], arrays[f"counts_{kk}"] = lv.keys, lv.counts
+    np.savez(os.path.join(workdir, stem + ".npz"), **arrays)
+    with open(os.path.join(workdir, stem + ".json"), "w") as f:
+      json.dump(self.header(), f, indent=1)
+
+  @classmethod
+  def load(cls, workdir: str, stem: str = "ngram") -> "NGramModel":
+    hpath, apath = os.path.join(workdir, stem + ".json"), os.path.join(workdir, stem + ".npz")
+    if not (os.path.exists(hpath) and os.path.exists(apath)):
+      raise UserError(f"{workdir}: no saved N-gram model ({stem}.json / {stem}.npz missing)")
+    with open(hpath) as f:
+      h = json.load(f)
+    if h.get("format") != FORMAT or h.get("version") != FORMAT_VERSION:
+      raise UserError(f"{hpath}: not an N-gram model of format {FORMAT} version {FORMAT_VERSION}")
+    with np.load(apath, allow_pickle=False) as z:
+      levels = {kk: Level(kk, z[f"keys_{kk}"], z[f"counts_{kk}"]) for kk in h["levels"]}
+    return cls(h["order"], h["smoothing"], h["k"], h["with_n"], levels, h["nucleotides_seen"])
+
+
+def check_symbols(stream: np.ndarray, starts: np.ndarray, left: int, with_n: bool, what: str):
+  """UserError if `stream` holds N but the model has no N outcome."""
+  if with_n:
+    return
+  hits = np.flatnonzero(stream == tokens.N)
+  if hits.size:
+    gene = int(np.searchsorted(starts, hits[0], side="right") - 1)
+    pos = int(hits[0] - starts[gene]) - left + 1
+    raise UserError(
+        f"{what}: sequence {gene} holds N at position {pos}, but this N-gram model has no N "
+        f"outcome (it was built with data.unknown_policy other than 'n'); use "
+        f"--config.data.unknown_policy=n for both training and scoring, or 'skip' to drop such genes")

@@ -90,13 +90,13 @@ class Level:
   ctx_extra: np.ndarray = None
   discounts: np.ndarray = None
 
-  def derive(self, smoothing: str):
+  def derive(self, smoothing: str, discounts=None):
     ctx = self.keys >> np.uint64(C.BITS)
     starts = C.group_starts(ctx)
     self.ctx_keys = ctx[starts]
     self.ctx_total = np.add.reduceat(self.counts, starts) if starts.size else np.zeros(0, np.int64)
     if smoothing == "kneser_ney":
-      self.discounts = kn_discounts(self.counts)
+      self.discounts = kn_discounts(self.counts) if discounts is None else np.asarray(discounts, np.float64)
       d = self.discounts[np.minimum(self.counts, 3) - 1]
       self.ctx_extra = np.add.reduceat(d, starts) if starts.size else np.zeros(0)
     elif smoothing == "witten_bell":
@@ -108,11 +108,13 @@ class NGramModel:
   """An order-n nucleotide model (see the module docstring for the maths)."""
 
   def __init__(self, order: int, smoothing: str, k: float, with_n: bool,
-               levels: dict[int, Level], nucleotides_seen: int):
+               levels: dict[int, Level], nucleotides_seen: int, lower_discounts=None):
     self.order, self.smoothing, self.k = order, smoothing, float(k)
     self.with_n, self.nucleotides_seen = bool(with_n), int(nucleotides_seen)
     self.outcomes = tokens.NUCLEOTIDES + ("N" if with_n else "")
-    self.levels = {kk: lv.derive(smoothing) for kk, lv in levels.items()}
+    self.lower_discounts = check_discounts(lower_discounts)
+    self.levels = {kk: lv.derive(smoothing, self.lower_discounts if kk < order else None)
+                   for kk, lv in levels.items()}
 
   @property
   def name(self) -> str:
@@ -126,8 +128,13 @@ class NGramModel:
   # ---------------------------------------------------------------- fitting
   @classmethod
   def fit(cls, seqs, order: int, smoothing: str = "kneser_ney", k: float = 1.0,
-          with_n: bool = False, max_memory_bytes: int | None = None) -> "NGramModel":
+          with_n: bool = False, max_memory_bytes: int | None = None,
+          lower_discounts=None) -> "NGramModel":
     """Counts the windows of `seqs` (genes over ACGT, and N if `with_n`).
+
+    `lower_discounts`: Kneser-Ney only; None estimates D1, D2, D3+ of every
+    order from its count-of-counts; a triple fixes them for the orders below n
+    (the highest order is always estimated).
 
     Raises UserError for an order out of range, an unknown smoothing, N in the
     data of a model without N, or a fit that would not fit in memory (checked
@@ -164,7 +171,7 @@ class NGramModel:
           levels[kk] = Level(kk, keys, np.where(starts_bos, raw, distinct))
         else:
           levels[kk] = Level(kk, keys, raw)
-    return cls(order, smoothing, k, with_n, levels, num_windows)
+    return cls(order, smoothing, k, with_n, levels, num_windows, lower_discounts)
 
   # ---------------------------------------------------------------- scoring
   def window_probs(self, codes: np.ndarray) -> np.ndarray:
@@ -222,6 +229,7 @@ class NGramModel:
             "smoothing": self.smoothing, "k": self.k, "with_n": self.with_n,
             "outcomes": self.outcomes, "nucleotides_seen": self.nucleotides_seen,
             "levels": sorted(self.levels), "num_params": self.num_params,
+            "lower_discounts": self.lower_discounts,
             "discounts": {str(kk): lv.discounts.tolist() for kk, lv in self.levels.items()
                           if lv.discounts is not None}}
 
@@ -246,7 +254,24 @@ class NGramModel:
       raise UserError(f"{hpath}: not an N-gram model of format {FORMAT} version {FORMAT_VERSION}")
     with np.load(apath, allow_pickle=False) as z:
       levels = {kk: Level(kk, z[f"keys_{kk}"], z[f"counts_{kk}"]) for kk in h["levels"]}
-    return cls(h["order"], h["smoothing"], h["k"], h["with_n"], levels, h["nucleotides_seen"])
+    return cls(h["order"], h["smoothing"], h["k"], h["with_n"], levels, h["nucleotides_seen"],
+               h.get("lower_discounts"))
+
+
+def check_discounts(discounts):
+  """None, or a list [D1, D2, D3+] with 0 <= D_i <= i (parsed from '0.9,1.8,2.7')."""
+  if discounts is None or discounts == "" or discounts == ():
+    return None
+  if isinstance(discounts, str):
+    try:
+      discounts = [float(x) for x in discounts.split(",")]
+    except ValueError:
+      discounts = None
+  d = list(map(float, discounts)) if discounts is not None else []
+  if len(d) != 3 or not all(0 <= x <= i for i, x in enumerate(d, start=1)):
+    raise UserError(f"ngram_kn_lower_discounts={discounts!r} must be 'D1,D2,D3' with "
+                    f"0 <= D1 <= 1, 0 <= D2 <= 2, 0 <= D3 <= 3 (or '' to estimate them)")
+  return d
 
 
 def check_symbols(stream: np.ndarray, starts: np.ndarray, left: int, with_n: bool, what: str):

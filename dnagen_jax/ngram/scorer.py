@@ -1,0 +1,39 @@
+"""The N-gram model behind the project's one scoring interface (`scoring.Scorer`)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from dnagen_jax import scoring
+from dnagen_jax.ngram.model import NGramModel
+
+
+class NGramScorer(scoring.Scorer):
+  """Scores genes with an `NGramModel`, all genes in one vectorised pass.
+
+  `token_log_probs(seqs)` gives ln p(x_t | BOS^(n-1) x_<t) for every nucleotide
+  (n float64 arrays [L_i]); a gene holding N raises a one-line UserError when
+  the model has no N outcome.
+  """
+
+  def __init__(self, model: NGramModel, batch_nucleotides: int = 1 << 24):
+    self.model = model
+    self.name = model.name
+    self.batch_nucleotides = batch_nucleotides  # bounds the temporary arrays of one pass
+
+  def token_log_probs(self, seqs: Sequence[str]) -> list[np.ndarray]:
+    seqs = list(seqs)
+    out, start, total = [], 0, 0
+    for i, s in enumerate(seqs):
+      total += len(s)
+      if total >= self.batch_nucleotides or i == len(seqs) - 1:
+        out.extend(self.model.log_probs(seqs[start:i + 1]))
+        start, total = i + 1, 0
+    return out
+
+
+def load(workdir: str) -> NGramScorer:
+  """The N-gram model saved in `workdir` by `ngram.train`, as a Scorer."""
+  return NGramScorer(NGramModel.load(workdir))

@@ -99,12 +99,15 @@ def window_codes(stream: np.ndarray, order: int, window_starts: np.ndarray) -> n
 
 
 def unique_counts(codes: np.ndarray, k: int, weights: np.ndarray | None = None,
-                  dense_max: int = DENSE_MAX_CODES) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  dense_max: int = DENSE_MAX_CODES,
+                  few_runs: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Sorted distinct codes of k symbols, their (weighted) counts and multiplicities.
 
   Args:
     codes: uint64 [W] codes of k-symbol n-grams.
     weights: optional int64 [W]; counts sum them instead of counting 1 each.
+    few_runs: `codes` is a few sorted runs (the suffixes of a sorted table);
+      a stable sort (timsort) merges those several times faster than a fresh sort.
   Returns:
     keys: uint64 [U] sorted distinct codes;
     counts: int64 [U] number (or weight sum) of each;
@@ -118,12 +121,15 @@ def unique_counts(codes: np.ndarray, k: int, weights: np.ndarray | None = None,
     counts = (distinct if weights is None else
               np.bincount(idx, weights=weights, minlength=space).astype(np.int64))
     return keys.astype(np.uint64), counts[keys], distinct[keys]
-  if weights is None:
+  if weights is None and not few_runs:
     keys, distinct = np.unique(codes, return_counts=True)
     return keys, distinct.astype(np.int64), distinct.astype(np.int64)
-  keys, inverse, distinct = np.unique(codes, return_inverse=True, return_counts=True)
-  counts = np.bincount(inverse, weights=weights, minlength=keys.size).astype(np.int64)
-  return keys, counts, distinct.astype(np.int64)
+  order = np.argsort(codes, kind="stable" if few_runs else "quicksort")
+  ordered = codes[order]
+  starts = group_starts(ordered)
+  distinct = np.diff(np.append(starts, ordered.size)).astype(np.int64)
+  counts = distinct if weights is None else group_sums(np.asarray(weights, np.int64)[order], starts)
+  return ordered[starts], counts, distinct
 
 
 def group_starts(sorted_keys: np.ndarray) -> np.ndarray:
@@ -140,6 +146,25 @@ def lookup(keys: np.ndarray, values: np.ndarray, queries: np.ndarray) -> np.ndar
   i = np.searchsorted(keys, queries)
   np.minimum(i, keys.size - 1, out=i)
   return np.where(keys[i] == queries, values[i], 0)
+
+
+def group_sums(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+  """Exact int64 sums of the runs of `values` that begin at `starts` [G].
+
+  A cumulative sum (exact for integers) is several times faster than
+  np.add.reduceat.
+  """
+  cs = np.concatenate([[0], np.cumsum(values, dtype=np.int64)])
+  return cs[np.append(starts[1:], values.size)] - cs[starts]
+
+
+def sorted_positions(keys: np.ndarray, sorted_queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """(index, found) of ascending queries in sorted keys; searchsorted is ~8x faster on sorted queries."""
+  if keys.size == 0:
+    return np.zeros(sorted_queries.shape, np.int64), np.zeros(sorted_queries.shape, bool)
+  i = np.searchsorted(keys, sorted_queries)
+  np.minimum(i, keys.size - 1, out=i)
+  return i, keys[i] == sorted_queries
 
 
 def available_memory_bytes() -> int:

@@ -94,11 +94,12 @@ class Level:
     ctx = self.keys >> np.uint64(C.BITS)
     starts = C.group_starts(ctx)
     self.ctx_keys = ctx[starts]
-    self.ctx_total = np.add.reduceat(self.counts, starts) if starts.size else np.zeros(0, np.int64)
+    self.ctx_total = C.group_sums(self.counts, starts)
     if smoothing == "kneser_ney":
       self.discounts = kn_discounts(self.counts) if discounts is None else np.asarray(discounts, np.float64)
-      d = self.discounts[np.minimum(self.counts, 3) - 1]
-      self.ctx_extra = np.add.reduceat(d, starts) if starts.size else np.zeros(0)
+      # gamma(h) c(h) = D1 N1(h.) + D2 N2(h.) + D3+ N3+(h.), from exact integer counts.
+      self.ctx_extra = sum(self.discounts[i] * C.group_sums(np.minimum(self.counts, 3) == i + 1, starts)
+                           for i in range(3))
     elif smoothing == "witten_bell":
       self.ctx_extra = np.diff(np.append(starts, self.keys.size)).astype(np.float64)
     return self
@@ -165,7 +166,7 @@ class NGramModel:
         # Group the (k+1)-grams by their last k symbols: sums give raw counts,
         # group sizes give N1+(. g), the number of distinct left neighbours.
         suffix = keys & C.mask(kk)
-        keys, raw, distinct = C.unique_counts(suffix, kk, weights=raw)
+        keys, raw, distinct = C.unique_counts(suffix, kk, weights=raw, few_runs=True)
         if smoothing == "kneser_ney":
           starts_bos = (keys >> np.uint64(C.BITS * (kk - 1))) == tokens.BOS
           levels[kk] = Level(kk, keys, np.where(starts_bos, raw, distinct))
@@ -188,18 +189,22 @@ class NGramModel:
     p = np.full(codes.shape, 1.0 / num_out)
     for kk in range(1, n + 1):
       lv = self.levels[kk]
+      # Look up in ascending query order (cache-friendly), then scatter back.
       q = codes & C.mask(kk)
-      ctx = q >> np.uint64(C.BITS)
-      i = np.searchsorted(lv.ctx_keys, ctx)
-      np.minimum(i, lv.ctx_keys.size - 1, out=i)
-      seen = lv.ctx_keys[i] == ctx
-      tot = np.where(seen, lv.ctx_total[i], 0).astype(np.float64)
-      extra = np.where(seen, lv.ctx_extra[i], 0.0)
-      c = C.lookup(lv.keys, lv.counts, q).astype(np.float64)
+      order = np.argsort(q)
+      qs = q[order]
+      hi, seen = C.sorted_positions(lv.ctx_keys, qs >> np.uint64(C.BITS))
+      ki, found = C.sorted_positions(lv.keys, qs)
+      tot = np.zeros(q.shape)
+      extra = np.zeros(q.shape)
+      c = np.zeros(q.shape)
+      tot[order] = np.where(seen, lv.ctx_total[hi], 0)
+      extra[order] = np.where(seen, lv.ctx_extra[hi], 0.0)
+      c[order] = np.where(found, lv.counts[ki], 0)
+      seen = tot > 0
       if self.smoothing == "kneser_ney":
         d = np.where(c > 0, lv.discounts[np.clip(c, 1, 3).astype(np.int64) - 1], 0.0)
-        num = c - d + extra * p
-        p = np.divide(num, tot, out=p.copy(), where=seen)
+        p = np.divide(c - d + extra * p, tot, out=p.copy(), where=seen)
       else:
         p = np.divide(c + extra * p, tot + extra, out=p.copy(), where=seen)
     return p

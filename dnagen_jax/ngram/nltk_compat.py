@@ -62,7 +62,7 @@ class NltkNGram:
     self.keys, self.counts, _ = C.unique_counts(codes, order)
     ctx = self.keys >> np.uint64(C.BITS)
     starts = C.group_starts(ctx)
-    self.ctx_keys, self.ctx_total = ctx[starts], np.add.reduceat(self.counts, starts)
+    self.ctx_keys, self.ctx_total = ctx[starts], C.group_sums(self.counts, starts)
 
   def window_log2_probs(self, codes: np.ndarray) -> np.ndarray:
     """log2 p of order-n windows: uint64 [W] -> float64 [W] (-inf for p = 0)."""

@@ -65,4 +65,5 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.checkpoint_every = 250  # steps between checkpoints (also saved at each validation)
   config.train.keep_checkpoints = 2    # most recent checkpoints kept (the best one is kept too)
   config.train.eval_batch_size = 32    # genes per evaluation batch
+  config.train.halt_after_steps = 0    # stop (resumably) after this many steps of one invocation, e.g. for time-limited jobs (0 = off)
   return config

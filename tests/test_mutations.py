@@ -133,3 +133,15 @@ def test_generate_run_is_byte_identical_per_seed(tmp_path, tfds_dir, capsys):
   assert all(1 <= len(p.edits) <= 5 for p in pairs)
   with pytest.raises(UserError, match="--max_edits=0"):
     generate.run(config, str(tmp_path / "d"), max_edits=0, num_pairs=10, seed=0)
+
+
+def test_sets_from_real_genes(tmp_path, tfds_dir, genes_csv):
+  config = default.get_config()
+  config.data.data_dir = tfds_dir
+  config.data.source = "files"
+  config.data.files = genes_csv
+  path = generate.run(config, str(tmp_path), max_edits=10, num_pairs=100, seed=0)
+  pairs = mutation_csv.read(path)
+  assert all(p.gene_id.isdigit() and 1 <= len(p.real) <= 1000 for p in pairs)
+  assert all(1 <= len(p.edits) <= 10 and p.real != "" for p in pairs)
+  assert mutation_csv.read_settings(path)["dataset"].startswith("files-")

@@ -56,6 +56,7 @@ def detect(scorer: scoring.Scorer, pairs: Sequence[MutationPair],
            window: int = rules.DEFAULT_WINDOW) -> dict:
   """Accuracy of every rule on `pairs`, with ties, ablations and breakdowns."""
   lp_real, lp_mut = log_probs(scorer, pairs)
+  distinct = len({p.real for p in pairs} | {p.mutated for p in pairs})
   origins, source = alignments(pairs)
   identical = np.array([p.real == p.mutated for p in pairs])
   whole_real, whole_mut = rules.whole_scores(lp_real), rules.whole_scores(lp_mut)
@@ -78,7 +79,7 @@ def detect(scorer: scoring.Scorer, pairs: Sequence[MutationPair],
           r: float(decisions[r][0][idx].mean()) for r in rules.RULES + rules.ABLATIONS}}
 
   return {
-      "n": len(pairs), "window": window, "alignment": source,
+      "n": len(pairs), "window": window, "alignment": source, "distinct_sequences": distinct,
       "identical_pairs": int(identical.sum()),
       "rules": {r: _summary(*decisions[r]) for r in rules.RULES},
       "ablations": {r: _summary(*decisions[r]) for r in rules.ABLATIONS},
@@ -106,13 +107,13 @@ def format_table(result: dict) -> str:
   w = result["window"]
   lines = [f"{result.get('set', 'set')}: {result['n']} pairs, model {result.get('model', '?')}"
            f" (alignment from {result['alignment']})",
-           f"  {'rule':<22}{'accuracy':>9}{'ties':>7}"]
+           f"  {'rule':<30}{'accuracy':>9}{'ties':>7}"]
   for group in ("rules", "ablations"):
     for r, s in result[group].items():
       label = f"{r} (W={w})" if r.startswith("window") else r
       if group == "ablations":
         label = f"[ablation] {label}"
-      lines.append(f"  {label:<22}{s['accuracy']:>9.3f}{s['ties']:>7d}")
+      lines.append(f"  {label:<30}{s['accuracy']:>9.3f}{s['ties']:>7d}")
   return "\n".join(lines)
 
 
@@ -159,6 +160,7 @@ def run(workdir: str, mutations_csv_path: str, window: int = rules.DEFAULT_WINDO
   scorer = scoring.load_scorer(workdir)
   result = detect_file(scorer, workdir, mutations_csv_path, window, model)
   print(format_table(result))
-  print(f"scored {2 * result['n']} sequences in {result['seconds']:.2f} s; "
+  print(f"scored {result['distinct_sequences']} distinct sequences of {2 * result['n']} "
+        f"in {result['seconds']:.2f} s (one batched call); "
         f"wrote {result_path(workdir, mutations_csv_path)}")
   return result

@@ -1,0 +1,189 @@
+"""`train_and_evaluate(config, workdir)`: the training run behind --mode=train.
+
+The workdir is the experiment. It holds config.json (the resolved config),
+metrics.jsonl (one JSON line per log or validation point), checkpoints/ and
+best/ (Orbax), and results.json at the end. Running the same command again
+resumes from the latest checkpoint, with the data iterator where it stopped.
+SIGTERM or Ctrl-C saves a checkpoint first, so an interrupted run loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import time
+
+import jax
+import ml_collections
+import numpy as np
+from flax import nnx
+
+from dnagen_jax import checkpoints
+from dnagen_jax import config_check
+from dnagen_jax import evaluate
+from dnagen_jax import input_pipeline
+from dnagen_jax import mesh_utils
+from dnagen_jax import models
+from dnagen_jax import progress
+from dnagen_jax import scoring
+from dnagen_jax import train_step as steps
+from dnagen_jax.errors import UserError
+
+
+class Interrupted(Exception):
+  """SIGTERM / SIGINT arrived; a checkpoint has been saved."""
+
+
+def _signal_catcher():
+  """Installs SIGTERM/SIGINT handlers that set a flag; returns (flag, restore)."""
+  flag = {"signal": None}
+  previous = {}
+
+  def handler(signum, _frame):
+    flag["signal"] = signum
+
+  for sig in (signal.SIGTERM, signal.SIGINT):
+    previous[sig] = signal.signal(sig, handler)
+
+  def restore():
+    for sig, h in previous.items():
+      signal.signal(sig, h)
+
+  return flag, restore
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Trains `config` in `workdir` (resuming if possible) and returns results.json's dict."""
+  if config.model.name == "ngram":
+    from dnagen_jax.ngram import train as ngram_train  # pylint: disable=g-import-not-at-top
+    return ngram_train.train_and_evaluate(config, workdir)
+  config_check.validate(config)
+  os.makedirs(workdir, exist_ok=True)
+  config_check.write_or_check_workdir_config(config, workdir)
+  flag, restore_signals = _signal_catcher()
+  try:
+    return _train(config, workdir, flag)
+  finally:
+    restore_signals()
+
+
+def _train(config, workdir: str, flag: dict) -> dict:
+  tc = config.train
+  mesh = mesh_utils.make_mesh()
+  if tc.batch_size % mesh.size:
+    raise UserError(f"train.batch_size={tc.batch_size} must be a multiple of the {mesh.size} devices")
+
+  data = input_pipeline.TrainBatches(config.data, tc.batch_size, tc.seed)
+  total_steps = tc.num_epochs * data.batches_per_epoch
+  if tc.max_steps:
+    total_steps = min(total_steps, tc.max_steps)
+  val_seqs = [r.sequence for r in input_pipeline.load_records(config.data, "validation")]
+
+  model = models.create_model(config.model, tc.seed)
+  n_params = models.param_count(model)
+  optimizer = nnx.Optimizer(model, steps.make_optimizer(tc, total_steps), wrt=nnx.Param)
+  ckpts = checkpoints.Checkpoints(workdir, keep=tc.keep_checkpoints)
+
+  meta = {"step": 0, "data": None, "best_val_loss": math.inf, "bad_evals": 0,
+          "nucleotides_seen": 0, "seed": tc.seed, "elapsed_s": 0.0}
+  if ckpts.latest_step() is not None:
+    abstract = checkpoints.abstract_like(checkpoints.state_tree(model, optimizer),
+                                         mesh_utils.replicated(mesh))
+    tree, meta = ckpts.restore(abstract)
+    checkpoints.load_state_tree(model, optimizer, tree)
+    print(f"resuming from step {meta['step']} in {workdir}", flush=True)
+
+  graphdef, state = nnx.split((model, optimizer))
+  state = jax.device_put(state, mesh_utils.replicated(mesh))
+  jit_step = jax.jit(lambda s, b: steps.train_step(graphdef, s, b), donate_argnums=0,
+                     in_shardings=(mesh_utils.replicated(mesh), mesh_utils.batch_sharded(mesh)),
+                     out_shardings=mesh_utils.replicated(mesh))
+  it = data.iterator()
+  if meta["data"] is not None:
+    it.set_state(meta["data"])
+
+  log = progress.Logger(workdir, total_steps, start_step=meta["step"],
+                        nucleotides_seen=meta["nucleotides_seen"])
+  name = config.model.name
+  print(f"{name}: {n_params:,} parameters | {mesh.size} device(s) | {total_steps} steps "
+        f"({data.batches_per_epoch} per epoch, batch {tc.batch_size})", flush=True)
+
+  def current_meta(step):
+    return dict(meta, step=step, data=it.get_state(), nucleotides_seen=log.nucleotides_seen)
+
+  def save(step, best=False):
+    model_, opt_ = nnx.merge(graphdef, state)
+    ckpts.save(step, checkpoints.state_tree(model_, opt_), current_meta(step), best=best)
+
+  def validate(step):
+    model_, _ = nnx.merge(graphdef, state)
+    g, p = nnx.split(model_)
+    result = evaluate.NeuralScorer(config, g, p, mesh).perplexity(val_seqs)
+    loss = math.log(result["perplexity"])
+    log.validation(step, result)
+    if loss < meta["best_val_loss"]:
+      meta.update(best_val_loss=loss, bad_evals=0)
+      save(step, best=True)
+    else:
+      meta["bad_evals"] += 1
+
+  step = meta["step"]
+  stopped_early = False
+  try:
+    while step < total_steps:
+      if flag["signal"] is not None:
+        log.check_finite(step)
+        save(step)
+        ckpts.wait()
+        raise Interrupted(f"interrupted by signal {flag['signal']} at step {step}; checkpoint "
+                          f"saved in {workdir}; run the same command to resume")
+      batch = next(it)
+      state, metrics = jit_step(state, mesh_utils.put_batch(batch, mesh))
+      step += 1
+      log.train_step(step, metrics, int(batch["mask"].sum()))
+      if step % tc.log_every == 0 or step == total_steps:
+        log.flush_train(step)
+      if step % tc.eval_every == 0 or step == total_steps:
+        log.check_finite(step)
+        validate(step)
+        if tc.patience and meta["bad_evals"] >= tc.patience:
+          print(f"early stopping at step {step}: no validation improvement in "
+                f"{tc.patience} evaluations", flush=True)
+          stopped_early = True
+      if step % tc.checkpoint_every == 0 or step == total_steps or stopped_early:
+        log.check_finite(step)
+        save(step)
+      if stopped_early or (tc.halt_after_steps and step - log.start_step >= tc.halt_after_steps):
+        break
+  except progress.NonFiniteLoss as e:
+    ckpts.wait()
+    last = ckpts.latest_step()
+    raise UserError(f"{e}; stopped without saving it; last good checkpoint: "
+                    f"{'step ' + str(last) if last is not None else 'none'} in {workdir}") from None
+  finally:
+    ckpts.wait()
+  if step < total_steps and not stopped_early:
+    ckpts.close()
+    print(f"halted at step {step} (train.halt_after_steps); run again to continue", flush=True)
+    return {}
+
+  # Test with the best parameters (by validation loss).
+  ckpts.close()
+  scorer = evaluate.NeuralScorer.load(workdir)
+  test_seqs = [r.sequence for r in input_pipeline.load_records(config.data, "test")]
+  test = scorer.perplexity(test_seqs)
+  val = scorer.perplexity(val_seqs)
+  results = {
+      "model": name, "params": n_params, "nucleotides_seen": log.nucleotides_seen,
+      "steps": step, "stopped_early": stopped_early,
+      "val_perplexity": val["perplexity"], "val_bits_per_nucleotide": val["bits_per_nucleotide"],
+      "test_perplexity": test["perplexity"], "test_bits_per_nucleotide": test["bits_per_nucleotide"],
+      "oracle_test_perplexity": input_pipeline.oracle_perplexity(config.data, "test"),
+      "train_seconds": log.elapsed(), "nucleotides_per_s": log.mean_rate(),
+  }
+  with open(os.path.join(workdir, "results.json"), "w") as f:
+    json.dump(results, f, indent=2)
+  progress.print_results(results)
+  return results

@@ -219,9 +219,10 @@ def test_real_genes_kneser_ney_beats_laplace_and_mle(genes_csv, tfds_dir):
                   scorer.perplexity(splits["test"])["perplexity"]))
     return min(ppl)[1]  # test perplexity at the order best on validation
 
-  mle = best("mle", range(3, 7))
-  laplace = best("laplace", range(11, 15))
-  kn = best("kneser_ney", range(14, 17), lower_discounts=KN_LOWER)
+  mle = best("mle", range(4, 7))           # best at 5; inf from 6 (unseen contexts)
+  laplace = best("laplace", range(12, 15))  # best at 13 (docs_ngram.md sweep)
+  # Kneser-Ney keeps improving up to N=21; 16 is enough to win and keeps the test fast.
+  kn = best("kneser_ney", [16], lower_discounts=KN_LOWER)
   assert kn < laplace < mle, (kn, laplace, mle)
 
 

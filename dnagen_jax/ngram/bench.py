@@ -105,7 +105,7 @@ def main():
   test_w = sum(map(len, test)) + len(test)
   print(f"ours (NLTK protocol): fit {fit_s:.3f} s ({train_w / fit_s / 1e6:.1f}M windows/s), "
         f"score {score_s:.3f} s ({test_w / score_s / 1e6:.1f}M windows/s), "
-        f"peak {peak / 2**20:.0f} MiB, perplexity {ppl:.12f}, {model.keys.size:,} counts")
+        f"peak {peak / 2**20:.0f} MiB, perplexity {ppl:.12f}, {model.num_counts:,} counts")
 
   # Ours, project protocol (reference only).
   pm, pfit = _timed(lambda: NGramModel.fit(train, n, "laplace"), args.repeats)

@@ -85,7 +85,7 @@ def ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
 
 
 def window_codes(stream: np.ndarray, order: int, window_starts: np.ndarray) -> np.ndarray:
-  """uint64 [W] codes of the order-n windows stream[s : s + order] for s in window_starts."""
+  """uint64 [W] codes of the order-n windows stream[s : s + order] for s in window_starts (None: all)."""
   m = stream.size - order + 1
   if m <= 0:
     return np.zeros(0, np.uint64)
@@ -95,7 +95,24 @@ def window_codes(stream: np.ndarray, order: int, window_starts: np.ndarray) -> n
   for j in range(1, order):
     code <<= np.uint64(BITS)
     code |= s[j:j + m]
-  return code[window_starts]
+  return code if window_starts is None else code[window_starts]
+
+
+def segment_window_codes(stream: np.ndarray, order: int, starts: np.ndarray,
+                         drop: int) -> np.ndarray:
+  """Codes of the order-n windows that start anywhere in each segment but its last `drop` positions.
+
+  Segment g is stream[starts[g] : starts[g+1]] (the last one runs to the end).
+  Equivalent to window_codes(stream, order, ranges(starts, seg_len - drop)),
+  but selects with a boolean mask built from only G * drop positions.
+  """
+  m = stream.size - order + 1
+  valid = np.ones(max(m, 0), bool)
+  ends = np.append(starts[1:], stream.size)
+  if drop:
+    bad = ranges(ends - drop, np.full(ends.size, drop))
+    valid[bad[bad < m]] = False
+  return window_codes(stream, order, None)[valid] if m > 0 else np.zeros(0, np.uint64)
 
 
 def unique_counts(codes: np.ndarray, k: int, weights: np.ndarray | None = None,

@@ -30,26 +30,26 @@ def _pad(order: int) -> int:
   return order - 1 if order > 1 else 0
 
 
-def windows(seqs, order: int, train: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def windows(seqs, order: int, train: bool) -> tuple[np.ndarray, np.ndarray]:
   """Order-n window codes of `seqs` under the protocol.
 
-  Returns (codes uint64 [W], windows per gene int64 [n_genes], padded stream uint8).
+  Returns (codes uint64 [W], padded stream uint8). Per gene: L + n - 1
+  training windows, L + 1 scored windows (L at n = 1).
   """
-  seqs = list(seqs)
-  lengths = np.fromiter((len(s) for s in seqs), np.int64, len(seqs))
   pad = _pad(order)
-  stream, starts = C.padded_stream(seqs, pad, pad)
-  if order == 1:
-    per_gene = lengths
-  elif train:
-    per_gene = lengths + order - 1
-  else:
-    per_gene = lengths + 1  # drop the last n - 2 windows (EOS in the context)
-  return C.window_codes(stream, order, C.ranges(starts, per_gene)), per_gene, stream
+  stream, starts = C.padded_stream(list(seqs), pad, pad)
+  # A padded segment of S = L + 2 pad symbols holds S - order + 1 windows;
+  # scoring also drops the last n - 2 (EOS in the context).
+  drop = order - 1 + (0 if train or order <= 2 else order - 2)
+  return C.segment_window_codes(stream, order, starts, drop), stream
 
 
 class NltkNGram:
-  """An NLTK-protocol model: order-n counts, context totals and V."""
+  """An NLTK-protocol model: order-n counts, context totals and V.
+
+  Small orders (8^n <= codes.DENSE_MAX_CODES, n <= 8) keep dense tables
+  indexed by code; larger ones sorted keys (np.unique) and binary search.
+  """
 
   def __init__(self, train_seqs, order: int, smoothing: str = "laplace", k: float = 1.0):
     order = C.check_order(order)
@@ -57,17 +57,28 @@ class NltkNGram:
       raise UserError(f"the NLTK protocol covers {', '.join(SMOOTHINGS)}, not {smoothing!r}")
     self.order, self.smoothing = order, smoothing
     self.k = 1.0 if smoothing == "laplace" else float(k)
-    codes, _, stream = windows(train_seqs, order, train=True)
+    codes, stream = windows(train_seqs, order, train=True)
     self.vocab_size = int(np.count_nonzero(np.bincount(stream, minlength=8))) + 1  # + <UNK>
-    self.keys, self.counts, _ = C.unique_counts(codes, order)
-    ctx = self.keys >> np.uint64(C.BITS)
-    starts = C.group_starts(ctx)
-    self.ctx_keys, self.ctx_total = ctx[starts], C.group_sums(self.counts, starts)
+    self.dense = (1 << (C.BITS * order)) <= C.DENSE_MAX_CODES
+    if self.dense:
+      self.table = np.bincount(codes.astype(np.intp), minlength=1 << (C.BITS * order))
+      self.ctx_table = self.table.reshape(-1, 1 << C.BITS).sum(axis=1)
+      self.num_counts = int(np.count_nonzero(self.table))
+    else:
+      self.keys, self.counts, _ = C.unique_counts(codes, order)
+      ctx = self.keys >> np.uint64(C.BITS)
+      starts = C.group_starts(ctx)
+      self.ctx_keys, self.ctx_total = ctx[starts], C.group_sums(self.counts, starts)
+      self.num_counts = int(self.keys.size)
 
   def window_log2_probs(self, codes: np.ndarray) -> np.ndarray:
     """log2 p of order-n windows: uint64 [W] -> float64 [W] (-inf for p = 0)."""
-    c = C.lookup(self.keys, self.counts, codes).astype(np.float64)
-    tot = C.lookup(self.ctx_keys, self.ctx_total, codes >> np.uint64(C.BITS)).astype(np.float64)
+    if self.dense:
+      idx = codes.astype(np.intp)
+      c, tot = self.table[idx].astype(np.float64), self.ctx_table[idx >> C.BITS].astype(np.float64)
+    else:
+      c = C.lookup(self.keys, self.counts, codes).astype(np.float64)
+      tot = C.lookup(self.ctx_keys, self.ctx_total, codes >> np.uint64(C.BITS)).astype(np.float64)
     if self.smoothing == "mle":
       p = np.divide(c, tot, out=np.zeros_like(c), where=tot > 0)
     else:
@@ -77,7 +88,7 @@ class NltkNGram:
 
   def perplexity(self, test_seqs) -> float:
     """NLTK's `lm.perplexity` over all scored windows of `test_seqs`."""
-    codes, _, _ = windows(test_seqs, self.order, train=False)
+    codes, _ = windows(test_seqs, self.order, train=False)
     if codes.size == 0:
       raise UserError("no test windows to score")
     return float(2.0 ** (-self.window_log2_probs(codes).mean()))

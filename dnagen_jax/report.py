@@ -180,14 +180,14 @@ def tables_md(report: dict) -> str:
          f"MAX in {s['max_edits']}, seeds {s['seeds']}; window rule W={s['window']}. "
          f"Accuracy is the mean ± std (ddof=1) over seeds; ties count as wrong.", "",
          "## Test perplexity", "",
-         "| model | workdir | params | nucleotides seen | val perplexity | test perplexity | test bits/nt | oracle test perplexity |",
-         "|---|---|---|---|---|---|---|---|"]
+         "| model | workdir | data set | params | nucleotides seen | val perplexity | test perplexity | test bits/nt | oracle test perplexity |",
+         "|---|---|---|---|---|---|---|---|---|"]
   for m in report["models"]:
     r = m["results"]
     params = r.get("params")
     seen = r.get("nucleotides_seen")
     out.append(
-        f"| {m['label']} | {m['workdir']} | {_fmt(params, ',') if params is not None else '–'} "
+        f"| {m['label']} | {m['workdir']} | {m['dataset']} | {_fmt(params, ',') if params is not None else '–'} "
         f"| {_fmt(seen, ',') if seen is not None else '–'} | {_fmt(r.get('val_perplexity'))} "
         f"| {_fmt(r.get('test_perplexity'))} | {_fmt(r.get('test_bits_per_nucleotide'))} "
         f"| {_fmt(r.get('oracle_test_perplexity'))} |")

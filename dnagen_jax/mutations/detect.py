@@ -137,9 +137,9 @@ def cached(workdir: str, csv_path: str, window: int,
 
 def detect_file(scorer: scoring.Scorer, workdir: str, csv_path: str,
                 window: int = rules.DEFAULT_WINDOW, model: str = "?",
-                result_dir: str | None = None) -> dict:
+                result_dir: str | None = None, pairs: list[MutationPair] | None = None) -> dict:
   """Scores the set at `csv_path`, writes <result_dir or workdir>/detect_<set>.json."""
-  pairs = mutation_csv.read(csv_path)
+  pairs = pairs if pairs is not None else mutation_csv.read(csv_path)
   start = time.perf_counter()
   result = detect(scorer, pairs, window)
   result.update(set=mutation_csv.set_name(csv_path), csv=os.path.abspath(csv_path),
@@ -155,10 +155,10 @@ def detect_file(scorer: scoring.Scorer, workdir: str, csv_path: str,
 
 def run(workdir: str, mutations_csv_path: str, window: int = rules.DEFAULT_WINDOW) -> dict:
   """`--mode=detect`: the trained model of `workdir` on one mutation set."""
-  mutation_csv.read(mutations_csv_path)  # bad input fails before a model loads
+  pairs = mutation_csv.read(mutations_csv_path)  # bad input fails before a model loads
   model = scoring.read_workdir_config(workdir)["model"]["name"]
   scorer = scoring.load_scorer(workdir)
-  result = detect_file(scorer, workdir, mutations_csv_path, window, model)
+  result = detect_file(scorer, workdir, mutations_csv_path, window, model, pairs=pairs)
   print(format_table(result))
   print(f"scored {result['distinct_sequences']} distinct sequences of {2 * result['n']} "
         f"in {result['seconds']:.2f} s (one batched call); "

@@ -84,17 +84,32 @@ def ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
   return offsets + np.arange(total, dtype=np.int64)
 
 
-def window_codes(stream: np.ndarray, order: int, window_starts: np.ndarray) -> np.ndarray:
-  """uint64 [W] codes of the order-n windows stream[s : s + order] for s in window_starts (None: all)."""
+def window_codes(stream: np.ndarray, order: int, window_starts: np.ndarray | None) -> np.ndarray:
+  """uint64 [W] codes of the order-n windows stream[s : s + order] for s in window_starts (None: all).
+
+  Built by doubling (codes of 2, 4, 8, ... symbols from two shifted halves):
+  log2(n) passes over the stream instead of n, in uint32 while 3n <= 32 bits.
+  """
   m = stream.size - order + 1
   if m <= 0:
     return np.zeros(0, np.uint64)
-  s = stream.astype(np.uint64)
-  # Contiguous shifted slices (cheap), then one gather of the wanted windows.
-  code = s[:m].copy()
-  for j in range(1, order):
-    code <<= np.uint64(BITS)
-    code |= s[j:j + m]
+  dtype = np.uint32 if BITS * order <= 32 else np.uint64
+  code, width = None, 0                 # code[i] packs stream[i : i + width]
+  block, bwidth = stream.astype(dtype), 1  # block[i] packs stream[i : i + bwidth]
+  remaining = order
+  while remaining:
+    if remaining & bwidth:
+      if code is None:
+        code, width = block, bwidth
+      else:  # append the block after the current code
+        n = min(code.size, block.size - width)
+        code = (code[:n] << dtype(BITS * bwidth)) | block[width:width + n]
+        width += bwidth
+      remaining -= bwidth
+    if remaining:
+      block = (block[:-bwidth] << dtype(BITS * bwidth)) | block[bwidth:]
+      bwidth *= 2
+  code = code[:m].astype(np.uint64)
   return code if window_starts is None else code[window_starts]
 
 

@@ -61,8 +61,9 @@ class NltkNGram:
     self.vocab_size = int(np.count_nonzero(np.bincount(stream, minlength=8))) + 1  # + <UNK>
     self.dense = (1 << (C.BITS * order)) <= C.DENSE_MAX_CODES
     if self.dense:
-      self.table = np.bincount(codes.astype(np.intp), minlength=1 << (C.BITS * order))
-      self.ctx_table = self.table.reshape(-1, 1 << C.BITS).sum(axis=1)
+      idx = codes.astype(np.intp)
+      self.table = np.bincount(idx, minlength=1 << (C.BITS * order))
+      self.ctx_table = np.bincount(idx >> C.BITS, minlength=1 << (C.BITS * (order - 1)))
       self.num_counts = int(np.count_nonzero(self.table))
     else:
       self.keys, self.counts, _ = C.unique_counts(codes, order)

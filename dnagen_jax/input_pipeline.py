@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 
 import grain
+from absl import logging
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -57,8 +58,13 @@ def dataset_settings(data_config) -> dict:
 def prepare(data_config):
   """Builds (once) and returns the TFDS builder for `data_config`."""
   from dnagen_jax.datasets.gene_dataset import gene_dataset_dataset_builder as gdb  # pylint: disable=g-import-not-at-top
-  builder = gdb.make_builder(data_dir(data_config), **dataset_settings(data_config))
-  builder.download_and_prepare()
+  verbosity = logging.get_verbosity()
+  logging.set_verbosity(logging.ERROR)  # TFDS warns at every custom config: noise here
+  try:
+    builder = gdb.make_builder(data_dir(data_config), **dataset_settings(data_config))
+    builder.download_and_prepare()
+  finally:
+    logging.set_verbosity(verbosity)
   for split in SPLITS:
     if builder.info.splits[split].num_examples == 0:
       raise UserError(

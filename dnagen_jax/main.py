@@ -12,10 +12,13 @@ Any config field can be overridden: --config.model.num_layers=2.
 Bad input ends in one line on stderr and exit status 2, never a traceback.
 """
 
+import importlib.util
+import os
 import sys
 
 from absl import app
 from absl import flags
+from absl import logging
 from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
@@ -73,15 +76,62 @@ def run(argv):
     report.run(FLAGS.workdirs, workdir)
 
 
+def _config_flag_error(argv: list[str], error: Exception) -> str:
+  """One line for a failed flag parse: names the unknown config field if that was it."""
+  config_path = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
+  if config_path and os.path.exists(config_path.split(":")[0]):
+    try:
+      spec = importlib.util.spec_from_file_location("user_config", config_path.split(":")[0])
+      module = importlib.util.module_from_spec(spec)
+      spec.loader.exec_module(module)
+      base = module.get_config()
+    except Exception as e:  # pylint: disable=broad-except
+      return f"{config_path}: cannot load config ({type(e).__name__}: {e})"
+    for arg in argv:
+      if arg.startswith("--config.") and "=" in arg:
+        path = arg[len("--config."):].split("=", 1)[0].split(".")
+        node = base
+        for i, key in enumerate(path):
+          if not hasattr(node, "keys") or key not in node:
+            parent = "config." + ".".join(path[:i]) if i else "config"
+            fields = ", ".join(sorted(node.keys())) if hasattr(node, "keys") else "none"
+            return (f"unknown config field config.{'.'.join(path)} "
+                    f"(fields of {parent}: {fields})")
+          node = node[key]
+  message = str(error).strip().splitlines()
+  return message[-1] if message else type(error).__name__
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl flag parsing, with one-line errors instead of tracebacks."""
+  config_path = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
+  if config_path and not os.path.isfile(config_path.split(":")[0]):
+    print(f"error: --config={config_path}: no such config file", file=sys.stderr)
+    sys.exit(2)
+  try:
+    return FLAGS(argv)
+  except Exception as e:  # pylint: disable=broad-except
+    print(f"error: {_config_flag_error(argv, e)}", file=sys.stderr)
+    sys.exit(2)
+
+
 def main(argv):
+  # Orbax and TFDS log every save and read at INFO: keep the console to progress lines.
+  logging.set_verbosity(logging.WARNING)
   try:
     run(argv)
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
+  except Exception as e:  # pylint: disable=broad-except
+    from dnagen_jax.train import Interrupted
+    if isinstance(e, Interrupted):
+      print(str(e), file=sys.stderr)
+      sys.exit(128 + e.signum)  # the shell's convention for "killed by this signal"
+    raise
 
 
 from dnagen_jax.errors import UserError  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

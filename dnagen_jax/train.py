@@ -35,6 +35,10 @@ from dnagen_jax.errors import UserError
 class Interrupted(Exception):
   """SIGTERM / SIGINT arrived; a checkpoint has been saved."""
 
+  def __init__(self, message: str, signum: int):
+    super().__init__(message)
+    self.signum = signum
+
 
 def _signal_catcher():
   """Installs SIGTERM/SIGINT handlers that set a flag; returns (flag, restore)."""
@@ -138,7 +142,7 @@ def _train(config, workdir: str, flag: dict) -> dict:
         save(step)
         ckpts.wait()
         raise Interrupted(f"interrupted by signal {flag['signal']} at step {step}; checkpoint "
-                          f"saved in {workdir}; run the same command to resume")
+                          f"saved in {workdir}; run the same command to resume", flag["signal"])
       batch = next(it)
       state, metrics = jit_step(state, mesh_utils.put_batch(batch, mesh))
       step += 1
@@ -155,7 +159,11 @@ def _train(config, workdir: str, flag: dict) -> dict:
       if step % tc.checkpoint_every == 0 or step == total_steps or stopped_early:
         log.check_finite(step)
         save(step)
-      if stopped_early or (tc.halt_after_steps and step - log.start_step >= tc.halt_after_steps):
+      if tc.halt_after_steps and step - log.start_step >= tc.halt_after_steps:
+        log.check_finite(step)
+        save(step)
+        break
+      if stopped_early:
         break
   except progress.NonFiniteLoss as e:
     ckpts.wait()

@@ -45,7 +45,7 @@ def train_step(graphdef, state, batch: dict):
 
   grads, (nll, count) = nnx.grad(loss_fn, has_aux=True)(model)
   optimizer.update(model, grads)
-  metrics = {"nll": nll, "count": count, "grad_norm": optax.global_norm(grads)}
+  metrics = {"nll": nll, "count": count, "grad_norm": optax.tree.norm(grads)}
   return nnx.state((model, optimizer)), metrics
 
 

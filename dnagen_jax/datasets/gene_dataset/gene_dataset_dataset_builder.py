@@ -57,10 +57,12 @@ def split_of(sequence: str, val_fraction: float, test_fraction: float) -> str:
 
 
 def markov_source(cfg: GeneDatasetConfig) -> synthetic.MarkovSource:
+  # Gene-like lengths (200..max_length, median 550); tiny test configs shrink both.
+  min_length = max(cfg.min_length, min(200, cfg.max_length // 2))
   return synthetic.MarkovSource(
-      order=cfg.synthetic_order, alpha=cfg.synthetic_alpha,
-      seed=cfg.synthetic_seed, min_length=max(cfg.min_length, 200),
-      max_length=cfg.max_length)
+      order=cfg.synthetic_order, alpha=cfg.synthetic_alpha, seed=cfg.synthetic_seed,
+      min_length=min_length, max_length=cfg.max_length,
+      mean_length=min(550.0, (min_length + cfg.max_length) / 2))
 
 
 def make_config(**settings) -> GeneDatasetConfig:

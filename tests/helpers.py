@@ -1,0 +1,51 @@
+"""Tiny configs shared by tests: seconds, not minutes."""
+
+import os
+import subprocess
+import sys
+
+from configs import default
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_config(tfds_dir: str, name: str = "lstm"):
+  """A few small synthetic genes and a tiny model: each run takes seconds."""
+  config = default.get_config()
+  config.data.data_dir = tfds_dir
+  config.data.max_length = 120
+  config.data.synthetic_sizes = (64, 16, 16)
+  config.data.length_buckets = (128,)
+  config.model.name = name
+  config.model.embed_dim = 8
+  config.model.hidden_dim = 16
+  config.model.num_heads = 2
+  config.model.mlp_dim = 16
+  config.model.max_len = 128
+  config.train.batch_size = 8
+  config.train.max_steps = 6
+  config.train.eval_every = 3
+  config.train.log_every = 2
+  config.train.checkpoint_every = 2
+  config.train.eval_batch_size = 8
+  return config
+
+
+def run_main(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+  """Runs `python -m dnagen_jax.main ARGS` in a subprocess (1 CPU device)."""
+  env = dict(os.environ, XLA_FLAGS="", PYTHONPATH=ROOT)
+  return subprocess.run([sys.executable, "-m", "dnagen_jax.main", *args], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=timeout)
+
+
+def overrides(config) -> list[str]:
+  """--config.a.b=value flags that turn configs/default.py into `config`."""
+  out = []
+  base = default.get_config()
+  for block in ("data", "model", "train"):
+    for key, value in config[block].items():
+      if base[block][key] != value:
+        if isinstance(value, tuple):
+          value = "(" + ",".join(map(str, value)) + ",)"
+        out.append(f"--config.{block}.{key}={value}")
+  return out

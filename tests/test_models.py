@@ -1,0 +1,36 @@
+"""Model shapes, causality, and the study's parameter counts."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from configs import default, paper_lstm, paper_transformer
+from dnagen_jax import models
+from tests.helpers import tiny_config
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru", "transformer"])
+def test_shapes_and_causality(tfds_dir, name):
+  config = tiny_config(tfds_dir, name)
+  config.model.position_embedding = True
+  model = models.create_model(config.model, 0)
+  x = jnp.asarray(np.random.default_rng(0).integers(1, 8, (2, 12)), jnp.int32)
+  logits = model(x)
+  assert logits.shape == (2, 12, 8) and logits.dtype == jnp.float32
+  changed = model(x.at[:, 7:].set(3))  # a change at t >= 7 must not reach t < 7
+  np.testing.assert_allclose(logits[:, :7], changed[:, :7], atol=1e-6)
+  assert not np.allclose(logits[:, 7:], changed[:, 7:])
+
+
+def test_paper_parameter_counts():
+  """The study reports ~8.1M (LSTM) and ~1.8M (transformer) parameters."""
+  for cfg, expected in ((paper_lstm.get_config(), 8.1e6), (paper_transformer.get_config(), 1.8e6)):
+    cls = models.NEURAL[cfg.model.name]
+    abstract = nnx.eval_shape(lambda c=cfg, k=cls: k(c.model, rngs=nnx.Rngs(0)))  # no allocation
+    n = models.param_count(abstract)
+    assert abs(n - expected) / expected < 0.03, n
+
+
+def test_default_model_is_small():
+  assert models.param_count(models.create_model(default.get_config().model, 0)) < 200_000

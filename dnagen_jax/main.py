@@ -36,6 +36,7 @@ flags.DEFINE_string("split", "test", "mutate: split the genes are drawn from.")
 flags.DEFINE_bool("swaps", False, "mutate: also allow adjacent swaps.")
 flags.DEFINE_string("mutations", None, "detect: mutation-set CSV to score.")
 flags.DEFINE_list("workdirs", [], "report: trained workdirs to tabulate.")
+flags.DEFINE_integer("window", 20, "detect/report: W, nucleotides of context in the window rule.")
 flags.DEFINE_integer("bench_steps", 10, "bench: timed steps after warm-up.")
 flags.DEFINE_bool("torch", True, "bench: also time the PyTorch twin (if torch is installed).")
 
@@ -70,10 +71,10 @@ def run(argv):
     from dnagen_jax.mutations import detect
     if not FLAGS.mutations:
       raise UserError("--mode=detect needs --mutations=PATH (mutation-set CSV)")
-    detect.run(workdir, FLAGS.mutations)
+    detect.run(workdir, FLAGS.mutations, window=FLAGS.window)
   elif mode == "report":
     from dnagen_jax import report
-    report.run(FLAGS.workdirs, workdir)
+    report.run(FLAGS.workdirs, workdir, window=FLAGS.window)
 
 
 def _config_flag_error(argv: list[str], error: Exception) -> str:

@@ -16,6 +16,8 @@ import time
 
 import jax
 
+from dnagen_jax.scoring import safe_exp
+
 
 class NonFiniteLoss(Exception):
   """The training loss became NaN or infinite."""
@@ -72,10 +74,10 @@ class Logger:
     self._steady_nt += self._count
     sec_per_step = elapsed / (step - self._since_step)
     left = (self.total_steps - step) * sec_per_step
-    print(f"step {step}/{self.total_steps} | loss {loss:.4f} | ppl {math.exp(loss):.4f} | "
+    print(f"step {step}/{self.total_steps} | loss {loss:.4f} | ppl {safe_exp(loss):.4f} | "
           f"{rate:,.0f} nt/s | {self.nucleotides_seen:,} nt seen | {_hms(self.elapsed())} "
           f"elapsed, {_hms(left)} left", flush=True)
-    self._write({"step": step, "split": "train", "loss": loss, "perplexity": math.exp(loss),
+    self._write({"step": step, "split": "train", "loss": loss, "perplexity": safe_exp(loss),
                  "bits_per_nucleotide": loss / math.log(2), "nucleotides_seen": self.nucleotides_seen,
                  "nucleotides_per_s": rate, "time_s": self.elapsed()})
     self._reset(step)
@@ -83,7 +85,7 @@ class Logger:
   def validation(self, step: int, result: dict) -> None:
     print(f"step {step}/{self.total_steps} | validation perplexity {result['perplexity']:.4f} | "
           f"{result['bits_per_nucleotide']:.4f} bits/nt", flush=True)
-    self._write({"step": step, "split": "validation", "loss": math.log(result["perplexity"]),
+    self._write({"step": step, "split": "validation", "loss": result["bits_per_nucleotide"] * math.log(2),
                  "perplexity": result["perplexity"],
                  "bits_per_nucleotide": result["bits_per_nucleotide"],
                  "nucleotides_seen": self.nucleotides_seen, "time_s": self.elapsed()})

@@ -50,9 +50,14 @@ class Scorer:
     return perplexity_from_totals(float(ll.sum()), int(n.sum()))
 
 
+def safe_exp(x: float) -> float:
+  """exp that returns inf (or nan) instead of raising OverflowError."""
+  return math.exp(x) if x < 709.0 else (x if math.isnan(x) else math.inf)
+
+
 def perplexity_from_totals(total_log_likelihood: float, count: int) -> dict:
   nll = -total_log_likelihood / max(count, 1)
-  return {"perplexity": math.exp(nll), "bits_per_nucleotide": nll / math.log(2),
+  return {"perplexity": safe_exp(nll), "bits_per_nucleotide": nll / math.log(2),
           "nucleotides": count}
 
 

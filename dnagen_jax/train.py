@@ -125,7 +125,7 @@ def _train(config, workdir: str, flag: dict) -> dict:
     model_, _ = nnx.merge(graphdef, state)
     g, p = nnx.split(model_)
     result = evaluate.NeuralScorer(config, g, p, mesh).perplexity(val_seqs)
-    loss = math.log(result["perplexity"])
+    loss = result["bits_per_nucleotide"] * math.log(2)  # nats per nucleotide
     log.validation(step, result)
     if loss < meta["best_val_loss"]:
       meta.update(best_val_loss=loss, bad_evals=0)

@@ -162,7 +162,7 @@ def test_synthetic_reaches_oracle_and_kn_needs_less_data(tfds_dir, tmp_path):
   splits = ngram_train.load_splits(config)
   oracle = input_pipeline.oracle_perplexity(config.data, "test")
   for smoothing in ("laplace", "kneser_ney", "witten_bell"):
-    for n in (4, 5, 6):
+    for n in (4, 6):
       model = NGramModel.fit(splits["train"], n, smoothing)
       ppl = NGramScorer(model).perplexity(splits["test"])["perplexity"]
       assert oracle <= ppl * 1.001 and ppl < oracle * 1.01, (smoothing, n, ppl, oracle)
@@ -195,10 +195,10 @@ def test_train_and_evaluate_writes_workdir(tfds_dir, tmp_path):
 def test_sweep_writes_table_and_plot(tfds_dir, tmp_path):
   config = synthetic_config(tfds_dir)
   workdir = str(tmp_path / "sweep")
-  out = sweep.run(config, workdir, max_order=7, smoothings=["mle", "laplace", "kneser_ney"])
+  out = sweep.run(config, workdir, max_order=6, smoothings=["mle", "kneser_ney"])
   for name in ("sweep.csv", "sweep.md", "sweep.json", "sweep.png"):
     assert os.path.getsize(os.path.join(workdir, name)) > 0
-  assert len(out["rows"]) == 21
+  assert len(out["rows"]) == 12
   assert any(math.isinf(r["test_perplexity"]) for r in out["rows"] if r["smoothing"] == "mle")
   with pytest.raises(UserError):
     sweep.run(config, workdir, max_order=3, smoothings=["nope"])

@@ -30,7 +30,7 @@ def nltk_perplexity(train, test, n, cls):
 def genes(genes_csv):
   recs = sequence_io.read_sequences(genes_csv)
   seqs = [r.sequence for r in recs if len(r.sequence) <= 1000]
-  return seqs[:150], seqs[150:190]
+  return seqs[:100], seqs[100:130]
 
 
 @pytest.mark.parametrize("smoothing,orders", [("mle", range(1, 7)), ("laplace", range(1, 9))])

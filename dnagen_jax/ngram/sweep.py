@@ -94,6 +94,7 @@ def _write(workdir: str, out: dict, smoothings):
 
 def _plot(path: str, rows, smoothings, oracle):
   import matplotlib  # pylint: disable=g-import-not-at-top
+  import matplotlib.ticker  # pylint: disable=g-import-not-at-top,unused-import
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   fig, ax = plt.subplots(figsize=(6.5, 4))
@@ -110,6 +111,7 @@ def _plot(path: str, rows, smoothings, oracle):
               label=f"{s}: inf")
   if oracle:
     ax.axhline(oracle, color="k", ls="--", lw=1, label="oracle")
+  ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
   ax.set_xlabel("order N")
   ax.set_ylabel("test perplexity per nucleotide")
   ax.legend(fontsize=8)

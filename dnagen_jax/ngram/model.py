@@ -239,11 +239,13 @@ class NGramModel:
                           if lv.discounts is not None}}
 
   def save(self, workdir: str, stem: str = "ngram"):
-    """Writes <stem>.npz (keys_k uint64, counts_k int64 per order k) and <stem>.json."""
+    """Writes <stem>.npz (keys_k uint64 [U_k], counts_k uint8..uint64 [U_k] per order k) and <stem>.json."""
     os.makedirs(workdir, exist_ok=True)
     arrays = {}
     for kk, lv in self.levels.items():
-      arrays[f"keys_{kk}"], arrays[f"counts_{kk}"] = lv.keys, lv.counts
+      # Counts are stored in the smallest unsigned type that holds them (read back as int64).
+      dtype = np.min_scalar_type(int(lv.counts.max()) if lv.counts.size else 0)
+      arrays[f"keys_{kk}"], arrays[f"counts_{kk}"] = lv.keys, lv.counts.astype(dtype)
     np.savez(os.path.join(workdir, stem + ".npz"), **arrays)
     with open(os.path.join(workdir, stem + ".json"), "w") as f:
       json.dump(self.header(), f, indent=1)
@@ -258,7 +260,7 @@ class NGramModel:
     if h.get("format") != FORMAT or h.get("version") != FORMAT_VERSION:
       raise UserError(f"{hpath}: not an N-gram model of format {FORMAT} version {FORMAT_VERSION}")
     with np.load(apath, allow_pickle=False) as z:
-      levels = {kk: Level(kk, z[f"keys_{kk}"], z[f"counts_{kk}"]) for kk in h["levels"]}
+      levels = {kk: Level(kk, z[f"keys_{kk}"], z[f"counts_{kk}"].astype(np.int64)) for kk in h["levels"]}
     return cls(h["order"], h["smoothing"], h["k"], h["with_n"], levels, h["nucleotides_seen"],
                h.get("lower_discounts"))
 

@@ -4,7 +4,7 @@
 
 `train_and_evaluate(config, workdir)` writes into `workdir`:
   config.json    the resolved config (read back by `scoring.load_scorer`);
-  ngram.npz      the counts: keys_k uint64 [U_k], counts_k int64 [U_k] per order k;
+  ngram.npz      the counts: keys_k uint64 [U_k], counts_k unsigned [U_k] per order k;
   ngram.json     header: format name and version, order, smoothing, outcomes, ...;
   results.json   perplexities and bits per nucleotide (project protocol), the
                  synthetic oracle, the NLTK-protocol test perplexity (mle,

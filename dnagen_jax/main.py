@@ -37,6 +37,7 @@ flags.DEFINE_bool("swaps", False, "mutate: also allow adjacent swaps.")
 flags.DEFINE_string("mutations", None, "detect: mutation-set CSV to score.")
 flags.DEFINE_list("workdirs", [], "report: trained workdirs to tabulate.")
 flags.DEFINE_integer("window", 20, "detect/report: W, nucleotides of context in the window rule.")
+flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() first (multi-host jobs).")
 flags.DEFINE_integer("bench_steps", 10, "bench: timed steps after warm-up.")
 flags.DEFINE_bool("torch", True, "bench: also time the PyTorch twin (if torch is installed).")
 
@@ -45,6 +46,9 @@ def run(argv):
   """Dispatches --mode; imports lazily so that each mode loads only what it needs."""
   del argv
   mode, workdir, config = FLAGS.mode, FLAGS.workdir, FLAGS.config
+  if FLAGS.distributed:
+    import jax
+    jax.distributed.initialize()  # reads the cluster's environment (SLURM, TPU pods, ...)
   if not workdir:
     raise UserError("--workdir is required")
   if mode in ("train", "bench", "sweep", "mutate") and config is None:

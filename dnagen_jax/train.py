@@ -134,9 +134,9 @@ def _train(config, workdir: str, flag: dict) -> dict:
       meta["bad_evals"] += 1
 
   step = meta["step"]
-  stopped_early = False
+  stopped_early = bool(tc.patience and meta["bad_evals"] >= tc.patience)  # a finished run, rerun
   try:
-    while step < total_steps:
+    while step < total_steps and not stopped_early:
       if flag["signal"] is not None:
         log.check_finite(step)
         save(step)

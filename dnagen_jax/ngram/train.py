@@ -9,7 +9,8 @@
   results.json   perplexities and bits per nucleotide (project protocol), the
                  synthetic oracle, the NLTK-protocol test perplexity (mle,
                  laplace, add_k), counts stored, nucleotides seen, fit time.
-Refitting takes seconds, so running the command again simply refits.
+Refitting takes seconds, so running the command again simply refits (a workdir
+holding a different model or data set is refused, as for the neural models).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import math
 import os
 import time
 
+from dnagen_jax import config_check
 from dnagen_jax import input_pipeline
 from dnagen_jax.ngram import nltk_compat
 from dnagen_jax.ngram.model import NGramModel
@@ -77,9 +79,10 @@ def _fmt(x) -> str:
 
 def train_and_evaluate(config, workdir: str) -> dict:
   """Fits, saves and evaluates the N-gram model of `config`; returns results.json's dict."""
+  config_check.validate(config)
   os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    f.write(config.to_json_best_effort(indent=2))
+  # Refuses a workdir that holds a different model or data set; else writes config.json.
+  config_check.write_or_check_workdir_config(config, workdir)
   settings = model_settings(config)
   splits = load_splits(config)
   oracle = input_pipeline.oracle_perplexity(config.data, "test")

@@ -1,0 +1,147 @@
+"""The fast LSTM/GRU (custom VJP) against plain reference cells and PyTorch."""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+from flax import nnx
+
+from dnagen_jax.models import recurrent
+
+T, B, IN, H = 11, 3, 4, 5
+
+
+def _reference_layer(layer, x):
+  """The plain way: input projection inside the loop, one cell per step. x [B, T, in]."""
+  h0 = jnp.zeros((x.shape[0], layer.hidden))
+
+  def step(carry, xt):
+    gx = xt @ layer.w_ih[...] + layer.b[...]
+    if layer.kind == "lstm":
+      return recurrent.lstm_cell(carry, gx, layer.w_hh[...])
+    return recurrent.gru_cell(carry, gx, layer.w_hh[...], layer.b_hn[...])
+
+  carry = (h0, h0) if layer.kind == "lstm" else h0
+  return jnp.swapaxes(jax.lax.scan(step, carry, jnp.swapaxes(x, 0, 1))[1], 0, 1)
+
+
+def _layer(kind, seed=0):
+  layer = recurrent.RecurrentLayer(kind, IN, H, rngs=nnx.Rngs(seed))
+  # Non-zero biases so that every gradient path is exercised.
+  layer.b[...] = jax.random.normal(jax.random.PRNGKey(1), layer.b.shape) * 0.3
+  if kind == "gru":
+    layer.b_hn[...] = jax.random.normal(jax.random.PRNGKey(2), layer.b_hn.shape) * 0.3
+  return layer
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_recurrence_matches_reference_cell(kind):
+  """Outputs and all gradients of the custom-VJP loop equal autodiff of the plain cell."""
+  g = {"lstm": 4, "gru": 3}[kind]
+  k = jax.random.split(jax.random.PRNGKey(0), 4)
+  gx = jax.random.normal(k[0], (T, B, g * H))
+  w_hh = jax.random.normal(k[1], (H, g * H)) * 0.5
+  b_hn = jax.random.normal(k[2], (H,)) * 0.3
+  dy = jax.random.normal(k[3], (T, B, H))
+
+  def reference(gx, w_hh, b_hn):
+    h0 = jnp.zeros((B, H))
+    if kind == "lstm":
+      return jax.lax.scan(lambda c, x: recurrent.lstm_cell(c, x, w_hh), (h0, h0), gx)[1]
+    return jax.lax.scan(lambda h, x: recurrent.gru_cell(h, x, w_hh, b_hn), h0, gx)[1]
+
+  def fast(unroll):
+    if kind == "lstm":
+      return lambda gx, w_hh, b_hn: recurrent.lstm_recurrence(gx, w_hh, unroll)
+    return lambda gx, w_hh, b_hn: recurrent.gru_recurrence(gx, w_hh, b_hn, unroll)
+
+  @jax.jit
+  def outputs_and_grads():
+    out = []
+    for f in [reference, fast(1), fast(4)]:  # 4 does not divide T=11: remainder path too
+      y, vjp = jax.vjp(f, gx, w_hh, b_hn)
+      out.append((y, vjp(dy)))
+    return out
+
+  (y_ref, g_ref), *fasts = outputs_and_grads()
+  for y, grads in fasts:
+    np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-6)
+    for a, b in zip(grads, g_ref):
+      np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_layer_matches_reference_layer():
+  """Through the module: input projection outside the loop == inside it (GRU: b_hn too)."""
+  layer = _layer("gru")
+  x = jax.random.normal(jax.random.PRNGKey(3), (B, T, IN))
+  dy = jax.random.normal(jax.random.PRNGKey(4), (B, T, H))
+
+  @nnx.jit
+  def grads(layer, x):
+    fast = nnx.grad(lambda l, x: (l(x) * dy).sum(), argnums=(0, 1))(layer, x)
+    ref = nnx.grad(lambda l, x: (_reference_layer(l, x) * dy).sum(), argnums=(0, 1))(layer, x)
+    return layer(x), _reference_layer(layer, x), fast, ref
+
+  y, y_ref, fast, ref = grads(layer, x)
+  np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-6)
+  for a, b in zip(jax.tree.leaves(fast), jax.tree.leaves(ref)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def _lm_config(kind, remat=False):
+  cfg = ml_collections.ConfigDict(dict(
+      name=kind, embed_dim=6, hidden_dim=H, num_layers=2, position_embedding=True,
+      max_len=16, remat=remat, dtype="float32"))
+  return cfg
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_remat_gives_the_same_gradients(kind):
+  inputs = jax.random.randint(jax.random.PRNGKey(0), (B, T), 3, 8)
+
+  def grads(remat):
+    model = recurrent.RecurrentLM(_lm_config(kind, remat), rngs=nnx.Rngs(0))
+    loss = lambda m: jax.nn.log_softmax(m(inputs)).sum()
+    return nnx.jit(nnx.grad(loss))(model)
+
+  for a, b in zip(jax.tree.leaves(grads(False)), jax.tree.leaves(grads(True))):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_matches_torch_with_copied_weights(kind):
+  torch = pytest.importorskip("torch")
+  from dnagen_jax import torch_twins  # pylint: disable=g-import-not-at-top
+  layers = [_layer(kind, seed=0), recurrent.RecurrentLayer(kind, H, H, rngs=nnx.Rngs(5))]
+  rnn = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[kind](IN, H, 2, batch_first=True)
+  torch_twins.copy_recurrent_weights(rnn, layers)
+  x = np.asarray(jax.random.normal(jax.random.PRNGKey(3), (B, T, IN)))
+  dy = np.asarray(jax.random.normal(jax.random.PRNGKey(4), (B, T, H)))
+
+  stack = nnx.List(layers)
+
+  @nnx.jit
+  def forward_and_grads(stack, x):
+    loss = lambda s, x: (s[1](s[0](x)) * dy).sum()
+    return stack[1](stack[0](x)), nnx.grad(loss, argnums=(0, 1))(stack, x)
+
+  y, (g_stack, g_x) = forward_and_grads(stack, jnp.asarray(x))
+  g_w = g_stack[0].w_hh[...]
+
+  xt = torch.tensor(x, requires_grad=True)
+  yt = rnn(xt)[0]
+  (yt * torch.tensor(dy)).sum().backward()
+  np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(g_x, xt.grad.numpy(), rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(g_w, rnn.weight_hh_l0.grad.numpy().T, rtol=1e-4, atol=1e-5)
+
+
+def test_lm_shapes_and_time_major_layer():
+  model = recurrent.RecurrentLM(_lm_config("lstm"), rngs=nnx.Rngs(0))
+  inputs = jnp.zeros((B, T), jnp.int32)
+  assert model(inputs).shape == (B, T, 8)
+  x = jax.random.normal(jax.random.PRNGKey(0), (T, B, 6))
+  layer = model.layers[0]
+  np.testing.assert_allclose(layer.time_major(x), jnp.swapaxes(layer(jnp.swapaxes(x, 0, 1)), 0, 1),
+                             rtol=1e-6)

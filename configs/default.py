@@ -48,21 +48,23 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.ngram_order = 8         # ngram: order N
   config.model.ngram_smoothing = "kneser_ney"  # ngram: 'mle', 'laplace', 'add_k', 'kneser_ney', 'witten_bell'
   config.model.ngram_k = 1.0           # ngram: add-k pseudo-count
+  config.model.ngram_kn_lower_discounts = ""  # ngram: Kneser-Ney D1,D2,D3+ below the top order ('' = estimated from counts)
+  config.model.ngram_max_memory_gb = 0.0      # ngram: refuse fits estimated above this (0 = available RAM)
 
   config.train = ml_collections.ConfigDict()
   config.train.seed = 0                # parameter init and data order
   config.train.batch_size = 16         # global batch (genes), split over all devices
   config.train.num_epochs = 40         # stop after this many passes over train (the study: 40)
-  config.train.max_steps = 1500        # and after this many steps (0 = no step limit)
-  config.train.learning_rate = 3e-3    # peak learning rate (Adam)
+  config.train.max_steps = 400         # and after this many steps (0 = no step limit)
+  config.train.learning_rate = 6e-3    # peak learning rate (Adam)
   config.train.schedule = "cosine"     # 'constant' or 'cosine' (decay to 10% over max_steps)
   config.train.warmup_steps = 50       # linear warm-up steps
   config.train.grad_clip = 1.0         # clip the global gradient norm (0 = off)
   config.train.weight_decay = 0.0      # AdamW decay (0 = plain Adam, as in the study)
-  config.train.eval_every = 250        # steps between validation passes
+  config.train.eval_every = 200        # steps between validation passes
   config.train.patience = 5            # early stopping: validations without improvement (0 = off)
   config.train.log_every = 50          # steps between progress lines
-  config.train.checkpoint_every = 250  # steps between checkpoints (also saved at each validation)
+  config.train.checkpoint_every = 200  # steps between checkpoints
   config.train.keep_checkpoints = 2    # most recent checkpoints kept (the best one is kept too)
   config.train.eval_batch_size = 32    # genes per evaluation batch
   config.train.halt_after_steps = 0    # stop (resumably) after this many steps of one invocation, e.g. for time-limited jobs (0 = off)

@@ -100,7 +100,8 @@ class JaxBench:
     self.state = jax.device_put(state, rep)
     self.batch = mesh_utils.put_batch(batch, self.mesh)
     model_def, params = nnx.split(model)
-    self.score_params = jax.device_put(params, rep)
+    # A copy: the train step donates (frees) the state's buffers.
+    self.score_params = jax.device_put(jax.tree.map(jnp.copy, params), rep)
     train = jax.jit(lambda s, b: steps.train_step(graphdef, s, b), donate_argnums=0,
                     in_shardings=(rep, shard), out_shardings=rep)
     score = jax.jit(lambda p, b: steps.eval_step(model_def, p, b), in_shardings=(rep, shard))
@@ -226,26 +227,12 @@ def longest_fitting(config, batch_size: int, gib: list[float], remat: bool,
 
 # ---------------------------------------------------------------- the run
 
-def run(config, workdir: str | None, steps: int = 10, with_torch: bool = True,
-        batch_size: int = 0, seq_len: int = 1024, warmup: int = 2,
-        pipeline: bool = True, memory_gib: tuple = ()) -> dict:
-  """Times `config`'s model (and its PyTorch twin); prints a table; returns bench.json's dict."""
-  batch_size = batch_size or config.train.batch_size
-  if config.model.name == "ngram":
-    from dnagen_jax.errors import UserError  # pylint: disable=g-import-not-at-top
-    raise UserError("bench times the neural models; for N-grams see python -m dnagen_jax.ngram.bench")
-  if config.model.name == "transformer" or config.model.position_embedding:
-    if seq_len > config.model.max_len:
-      config = config.copy_and_resolve_references()
-      config.model.max_len = seq_len
-  if with_torch and not torch_available():
-    print("torch is not installed (pip install -e .[bench]): timing JAX only", flush=True)
-    with_torch = False
-  m = config.model
-  batch = random_batch(batch_size, seq_len, config.train.seed)
+def _time_steps(config, batch: dict, steps: int, warmup: int, with_torch: bool,
+                pipeline: bool) -> dict:
+  """Times train and score steps (JAX and PyTorch alternating); prints the table."""
+  m, backend = config.model, jax.default_backend()
+  batch_size, seq_len = batch["inputs"].shape
   tokens_per_step = batch_size * seq_len
-  backend = jax.default_backend()
-
   jb = JaxBench(config, batch)
   tb = TorchBench(config, batch) if with_torch else None
   shape = (f"{m.name} embed {m.embed_dim}, hidden {m.hidden_dim}" if m.name != "transformer" else
@@ -270,9 +257,7 @@ def run(config, workdir: str | None, steps: int = 10, with_torch: bool = True,
         if i >= warmup:
           times[f"torch_{kind}"].append(t)
 
-  result = {"model": dict(m), "batch_size": batch_size, "seq_len": seq_len, "steps": steps,
-            "backend": backend, "devices": jax.device_count(), "jax_version": jax.__version__,
-            "jax_params": jb.params, "compile_train_s": jb.compile_train_s,
+  result = {"jax_params": jb.params, "compile_train_s": jb.compile_train_s,
             "compile_score_s": jb.compile_score_s, "step_times_s": times}
   print(f"{'':22s}{'JAX nt/s':>12s}{'PyTorch nt/s':>14s}{'JAX/PyTorch':>13s}")
   for kind in ("train", "score"):
@@ -313,6 +298,36 @@ def run(config, workdir: str | None, steps: int = 10, with_torch: bool = True,
     print(f"input pipeline ({config.data.source}, batch {batch_size}): "
           f"{p['batches_per_s']:.1f} batches/s = {p['nucleotides_per_s']:,.0f} nt/s, "
           f"{p['times_fastest_training']:.0f}x the fastest training rate above", flush=True)
+
+  return result
+
+
+
+def run(config, workdir: str | None, steps: int = 10, with_torch: bool = True,
+        batch_size: int = 0, seq_len: int = 1024, warmup: int = 2,
+        pipeline: bool = True, memory_gib: tuple = ()) -> dict:
+  """Times `config`'s model (and its PyTorch twin); prints a table; returns bench.json's dict."""
+  batch_size = batch_size or config.train.batch_size
+  if batch_size % jax.device_count():  # the batch is split over every device
+    batch_size = -(-batch_size // jax.device_count()) * jax.device_count()
+    print(f"batch rounded up to {batch_size}, a multiple of the {jax.device_count()} devices")
+  if config.model.name == "ngram":
+    from dnagen_jax.errors import UserError  # pylint: disable=g-import-not-at-top
+    raise UserError("bench times the neural models; for N-grams see python -m dnagen_jax.ngram.bench")
+  if config.model.name == "transformer" or config.model.position_embedding:
+    if seq_len > config.model.max_len:
+      config = config.copy_and_resolve_references()
+      config.model.max_len = seq_len
+  if with_torch and not torch_available():
+    print("torch is not installed (pip install -e .[bench]): timing JAX only", flush=True)
+    with_torch = False
+  m = config.model
+  batch = random_batch(batch_size, seq_len, config.train.seed)
+  backend = jax.default_backend()
+  result = {"model": m.to_dict(), "batch_size": batch_size, "seq_len": seq_len, "steps": steps,
+            "backend": backend, "devices": jax.device_count(), "jax_version": jax.__version__}
+  if steps:  # steps=0: only the memory estimate
+    result.update(_time_steps(config, batch, steps, warmup, with_torch, pipeline))
 
   if memory_gib:
     result["memory"] = {}

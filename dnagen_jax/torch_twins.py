@@ -124,7 +124,7 @@ class TorchTrainer:
     if self.clip:
       nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
     self.opt.step()
-    return float(loss)
+    return loss.item()
 
   def score(self, batch: dict) -> torch.Tensor:
     with torch.inference_mode():

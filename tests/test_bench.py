@@ -1,0 +1,42 @@
+"""The bench command on a tiny config: it runs, writes bench.json, and its helpers add up."""
+
+import json
+
+from configs import default
+from dnagen_jax import bench
+
+
+def _tiny_config(name="lstm"):
+  config = default.get_config()
+  config.model.name = name
+  config.model.embed_dim = 8
+  config.model.hidden_dim = 8
+  config.model.mlp_dim = 16
+  config.model.num_heads = 2
+  return config
+
+
+def test_run_writes_bench_json(tmp_path):
+  result = bench.run(_tiny_config(), str(tmp_path), steps=2, warmup=1, batch_size=8, seq_len=16,
+                     with_torch=bench.torch_available(), pipeline=False)
+  saved = json.loads((tmp_path / "bench.json").read_text())
+  assert saved["jax_train_nt_per_s"] > 0 and saved["jax_score_nt_per_s"] > 0
+  assert len(saved["step_times_s"]["jax_train"]) == 2
+  assert saved["batch_size"] == 8 and saved["seq_len"] == 16
+  if bench.torch_available():
+    assert result["train_ratio"] > 0 and result["torch_params"] > 0
+
+
+def test_flops_and_memory_estimate():
+  lstm = _tiny_config().model
+  # 1 layer, in 8, hidden 8, 4 gates; head 8 -> vocab 8.
+  assert bench.forward_flops_per_token(lstm, 16) == 2 * (8 + 8) * 4 * 8 + 2 * 8 * 8
+  small = bench.train_step_bytes(_tiny_config(), 2, 64, remat=False)
+  large = bench.train_step_bytes(_tiny_config(), 2, 256, remat=False)
+  assert 0 < small < large
+
+
+def test_random_batch_is_full_and_shifted():
+  batch = bench.random_batch(3, 10)
+  assert batch["inputs"].shape == (3, 10) and batch["mask"].all()
+  assert (batch["inputs"][:, 1:] == batch["targets"][:, :-1]).all()

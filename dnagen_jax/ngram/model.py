@@ -47,6 +47,8 @@ INTERPOLATED = ("kneser_ney", "witten_bell")  # these store every order 1..n
 FORMAT = "dnagen_jax.ngram"
 FORMAT_VERSION = 1
 FALLBACK_DISCOUNTS = np.array([0.5, 1.0, 1.5])  # KenLM --discount_fallback defaults
+AUTO = "auto"  # lower_discounts: (D1, D2, D3+) = s_k (1, 2, 3), s_k chosen on held-out training genes
+HELDOUT_MAX_WINDOWS = 400_000  # held-out windows scored per candidate s (a deterministic subset)
 
 
 def check_smoothing(smoothing: str) -> str:
@@ -109,12 +111,19 @@ class NGramModel:
   """An order-n nucleotide model (see the module docstring for the maths)."""
 
   def __init__(self, order: int, smoothing: str, k: float, with_n: bool,
-               levels: dict[int, Level], nucleotides_seen: int, lower_discounts=None):
+               levels: dict[int, Level], nucleotides_seen: int, lower_discounts=None,
+               discount_search: dict | None = None):
     self.order, self.smoothing, self.k = order, smoothing, float(k)
     self.with_n, self.nucleotides_seen = bool(with_n), int(nucleotides_seen)
     self.outcomes = tokens.NUCLEOTIDES + ("N" if with_n else "")
-    self.lower_discounts = check_discounts(lower_discounts)
-    self.levels = {kk: lv.derive(smoothing, self.lower_discounts if kk < order else None)
+    self.lower_discounts = check_discounts(lower_discounts) if smoothing == "kneser_ney" else None
+    self.discount_search = discount_search  # how 'auto' chose lower_discounts (None otherwise)
+    ld = self.lower_discounts
+    per_order = ld is not None and isinstance(ld[0], list)
+    if per_order and len(ld) != order - 1:
+      raise UserError(f"lower_discounts: {len(ld)} triples for the {order - 1} orders below {order}")
+    self.levels = {kk: lv.derive(smoothing, None if kk == order or ld is None else
+                                 (ld[kk - 1] if per_order else ld))
                    for kk, lv in levels.items()}
 
   @property
@@ -130,12 +139,16 @@ class NGramModel:
   @classmethod
   def fit(cls, seqs, order: int, smoothing: str = "kneser_ney", k: float = 1.0,
           with_n: bool = False, max_memory_bytes: int | None = None,
-          lower_discounts=None) -> "NGramModel":
+          lower_discounts="auto") -> "NGramModel":
     """Counts the windows of `seqs` (genes over ACGT, and N if `with_n`).
 
-    `lower_discounts`: Kneser-Ney only; None estimates D1, D2, D3+ of every
-    order from its count-of-counts; a triple fixes them for the orders below n
-    (the highest order is always estimated).
+    `lower_discounts`: Kneser-Ney only (ignored otherwise); the highest order
+    always uses D1, D2, D3+ estimated from its count-of-counts. For the orders
+    below n: 'auto' (the default) uses (D1, D2, D3+) = s_k (1, 2, 3) with a
+    scale s_k per order chosen on the training genes alone (see
+    choose_lower_discounts);
+    None or '' estimates them per order from count-of-counts (the textbook
+    closed form); a triple 'D1,D2,D3' fixes them.
 
     Raises UserError for an order out of range, an unknown smoothing, N in the
     data of a model without N, or a fit that would not fit in memory (checked
@@ -143,6 +156,8 @@ class NGramModel:
     """
     order = C.check_order(order)
     check_smoothing(smoothing)
+    if not _is_auto(lower_discounts):
+      check_discounts(lower_discounts)  # a bad triple fails before any counting
     if smoothing == "add_k" and not k > 0:
       raise UserError(f"ngram_k={k} must be > 0 for add_k smoothing")
     seqs = list(seqs)
@@ -172,7 +187,10 @@ class NGramModel:
           levels[kk] = Level(kk, keys, np.where(starts_bos, raw, distinct))
         else:
           levels[kk] = Level(kk, keys, raw)
-    return cls(order, smoothing, k, with_n, levels, num_windows, lower_discounts)
+    search = None
+    if smoothing == "kneser_ney" and _is_auto(lower_discounts):
+      lower_discounts, search = choose_lower_discounts(seqs, order, with_n)
+    return cls(order, smoothing, k, with_n, levels, num_windows, lower_discounts, search)
 
   # ---------------------------------------------------------------- scoring
   def window_probs(self, codes: np.ndarray) -> np.ndarray:
@@ -209,6 +227,68 @@ class NGramModel:
         p = np.divide(c + extra * p, tot + extra, out=p.copy(), where=seen)
     return p
 
+  def scale_perplexity_fn(self, seqs):
+    """Perplexity on `seqs` as a function of s, with (D1, D2, D3+) = s (1, 2, 3) below the top order.
+
+    Kneser-Ney only. Every lookup is done once: at order k < n,
+    p_k = (c - s u(c) + s v(h) p_{k-1}) / c(h) with u = (1, 2, 3)[min(c, 3)]
+    (0 if c = 0) and v(h) = N1(h.) + 2 N2(h.) + 3 N3+(h.); the top order keeps
+    its own discounts. Windows are sorted by how many orders have their
+    context seen (seen at k implies seen below k), so each order updates a
+    prefix. The returned f(s) costs a few vector operations per order;
+    f(None) is the perplexity with this model's own discounts.
+    """
+    n, num_out = self.order, len(self.outcomes)
+    lengths = np.fromiter((len(x) for x in seqs), np.int64, len(seqs))
+    stream, starts = C.padded_stream(seqs, n - 1, 0)
+    check_symbols(stream, starts, n - 1, self.with_n, "held-out data")
+    codes = C.window_codes(stream, n, C.ranges(starts, lengths))
+    base = np.array([1.0, 2.0, 3.0])
+    per_order = []
+    depth = np.zeros(codes.size, np.int64)
+    for kk in range(1, n + 1):
+      lv = self.levels[kk]
+      q = codes & C.mask(kk)
+      srt = np.argsort(q)
+      qs = q[srt]
+      hi, seen = C.sorted_positions(lv.ctx_keys, qs >> np.uint64(C.BITS))
+      ki, found = C.sorted_positions(lv.keys, qs)
+      tot, c, v, extra = (np.zeros(q.shape) for _ in range(4))
+      tot[srt] = np.where(seen, lv.ctx_total[hi], 0)
+      c[srt] = np.where(found, lv.counts[ki], 0)
+      extra[srt] = np.where(seen, lv.ctx_extra[hi], 0.0)
+      cls3 = np.minimum(lv.counts, 3)
+      ctx_starts = C.group_starts(lv.keys >> np.uint64(C.BITS))
+      ctx_v = sum(base[i] * C.group_sums(cls3 == i + 1, ctx_starts) for i in range(3))
+      v[srt] = np.where(seen, ctx_v[hi], 0.0)
+      depth += tot > 0
+      per_order.append((tot, c, v, extra, lv.discounts))
+    rank = np.argsort(-depth, kind="stable")
+    terms = []
+    for kk, (tot, c, v, extra, own) in enumerate(per_order, start=1):
+      m = int(np.count_nonzero(depth >= kk))
+      tot, c, v, extra = tot[rank[:m]], c[rank[:m]], v[rank[:m]], extra[rank[:m]]
+      ci = np.clip(c, 1, 3).astype(np.int64) - 1
+      u = np.where(c > 0, base[ci], 0.0)
+      d_own = np.where(c > 0, own[ci], 0.0)
+      terms.append((m, c / tot, u / tot, v / tot, (c - d_own) / tot, extra / tot))
+
+    def perplexity(s, start: int = 1, p=None, cache: dict | None = None):
+      """s: None, a scale, or [n-1] scales (one per order). Starts at order `start` from p
+      (the probabilities before that order; uniform at 1); cache[k] <- p before order k."""
+      p = np.full(codes.size, 1.0 / num_out) if p is None else p.copy()
+      for kk, (m, a, b, g, a_own, g_own) in enumerate(terms[start - 1:], start=start):
+        if cache is not None:
+          cache[kk] = p.copy()
+        if s is None or kk == n:
+          p[:m] = a_own + g_own * p[:m]
+        else:
+          p[:m] = a - (s if np.ndim(s) == 0 else s[kk - 1]) * (b - g * p[:m])
+      with np.errstate(divide="ignore"):
+        return float(np.exp(-np.log(p).mean()))
+
+    return perplexity
+
   def log_probs(self, seqs) -> list[np.ndarray]:
     """ln p(x_t | BOS^(n-1) x_<t) of every nucleotide: n float64 arrays [L_i]."""
     seqs = list(seqs)
@@ -234,7 +314,7 @@ class NGramModel:
             "smoothing": self.smoothing, "k": self.k, "with_n": self.with_n,
             "outcomes": self.outcomes, "nucleotides_seen": self.nucleotides_seen,
             "levels": sorted(self.levels), "num_params": self.num_params,
-            "lower_discounts": self.lower_discounts,
+            "lower_discounts": self.lower_discounts, "discount_search": self.discount_search,
             "discounts": {str(kk): lv.discounts.tolist() for kk, lv in self.levels.items()
                           if lv.discounts is not None}}
 
@@ -262,13 +342,89 @@ class NGramModel:
     with np.load(apath, allow_pickle=False) as z:
       levels = {kk: Level(kk, z[f"keys_{kk}"], z[f"counts_{kk}"].astype(np.int64)) for kk in h["levels"]}
     return cls(h["order"], h["smoothing"], h["k"], h["with_n"], levels, h["nucleotides_seen"],
-               h.get("lower_discounts"))
+               h.get("lower_discounts"), h.get("discount_search"))
+
+
+def _is_auto(discounts) -> bool:
+  return isinstance(discounts, str) and discounts.strip().lower() == AUTO
+
+
+def choose_lower_discounts(seqs, order: int, with_n: bool) -> tuple[list | None, dict | None]:
+  """Kneser-Ney discounts of the orders below `order`, from the training genes alone.
+
+  Over a 4-letter alphabet the continuation counts of the lower orders
+  saturate (at most 4-5 distinct left neighbours), and the count-of-counts
+  closed form gives poor discounts there (docs_ngram.md). Instead, held-out
+  estimation on the training data: the genes are split deterministically
+  (even positions: fit; odd positions: held out, at most HELDOUT_MAX_WINDOWS
+  windows of them, every m-th gene), a model is fitted on the first half with
+  (D1, D2, D3+) = s (1, 2, 3) below the top order, and s in [0, 1] minimises
+  the held-out perplexity (golden-section search; the perplexity is unimodal
+  in s); then each order k < n gets its own s_k, by coordinate descent from s
+  (steps 0.1, 0.05, 0.02). The half model's lookups are done once, so each
+  candidate costs a few vector operations (scale_perplexity_fn). Validation
+  and test data are never used.
+
+  Returns ([[D1, D2, D3+] per order 1..n-1], a summary dict) or (None, None) (textbook closed
+  form) where there is nothing to choose: order 1, or fewer than 2 genes.
+  """
+  seqs = [s for s in seqs if len(s)]
+  if order < 2 or len(seqs) < 2:
+    return None, None
+  part, held = seqs[0::2], seqs[1::2]
+  held_windows = sum(map(len, held))
+  stride = max(1, -(-held_windows // HELDOUT_MAX_WINDOWS))
+  held = held[::stride]
+  half = NGramModel.fit(part, order, "kneser_ney", with_n=with_n, lower_discounts=None)
+  heldout = half.scale_perplexity_fn(held)
+  lo, hi = 0.0, 1.0
+  g = (np.sqrt(5.0) - 1) / 2
+  a, b = hi - g * (hi - lo), lo + g * (hi - lo)
+  fa, fb = heldout(a), heldout(b)
+  for _ in range(24):  # bracket width 0.618^24 < 1e-4
+    if fa <= fb:
+      hi, b, fb = b, a, fa
+      a = hi - g * (hi - lo)
+      fa = heldout(a)
+    else:
+      lo, a, fa = a, b, fb
+      b = lo + g * (hi - lo)
+      fb = heldout(b)
+  s = float(a if fa <= fb else b)
+  # Then one scale per order, by coordinate descent from the common one (orders
+  # above k are recomputed from the cached probabilities below k).
+  scales = np.full(order - 1, s)
+  cache = {}
+  best = heldout(scales, cache=cache)
+  for step in (0.1, 0.05, 0.02):
+    for kk in range(1, order):
+      for cand in (scales[kk - 1] - step, scales[kk - 1] + step):
+        cand = min(max(cand, 0.0), 1.0)
+        if cand == scales[kk - 1]:
+          continue
+        trial = scales.copy()
+        trial[kk - 1] = cand
+        ppl = heldout(trial, start=kk, p=cache[kk])
+        if ppl < best:
+          best, scales = ppl, trial
+          heldout(scales, start=kk, p=cache[kk], cache=cache)
+  scales = np.round(scales, 4)
+  summary = {"method": "held-out per-order scale", "common_scale": round(s, 4),
+             "scales": scales.tolist(), "heldout_perplexity": heldout(scales),
+             "common_scale_heldout_perplexity": heldout(s),
+             "textbook_heldout_perplexity": heldout(None),
+             "fit_genes": len(part), "heldout_genes": len(held),
+             "heldout_nucleotides": int(sum(map(len, held)))}
+  return [[round(x * i, 4) for i in (1, 2, 3)] for x in scales.tolist()], summary
 
 
 def check_discounts(discounts):
-  """None, or a list [D1, D2, D3+] with 0 <= D_i <= i (parsed from '0.9,1.8,2.7')."""
+  """None, a list [D1, D2, D3+] with 0 <= D_i <= i (parsed from '0.9,1.8,2.7'),
+  or a list of such triples, one per order from 1 (what 'auto' chooses)."""
   if discounts is None or discounts == "" or discounts == ():
     return None
+  if not isinstance(discounts, str) and len(discounts) and np.ndim(discounts[0]) == 1:
+    return [check_discounts(d) for d in discounts]
   if isinstance(discounts, str):
     try:
       discounts = [float(x) for x in discounts.split(",")]
@@ -277,7 +433,8 @@ def check_discounts(discounts):
   d = list(map(float, discounts)) if discounts is not None else []
   if len(d) != 3 or not all(0 <= x <= i for i, x in enumerate(d, start=1)):
     raise UserError(f"ngram_kn_lower_discounts={discounts!r} must be 'D1,D2,D3' with "
-                    f"0 <= D1 <= 1, 0 <= D2 <= 2, 0 <= D3 <= 3 (or '' to estimate them)")
+                    f"0 <= D1 <= 1, 0 <= D2 <= 2, 0 <= D3 <= 3, 'auto' (chosen on held-out training "
+                    f"genes) or '' (closed form from count-of-counts)")
   return d
 
 

@@ -34,7 +34,7 @@ def model_settings(config) -> dict:
   return dict(order=int(m.ngram_order), smoothing=str(m.ngram_smoothing), k=float(m.ngram_k),
               with_n=config.data.unknown_policy == "n",
               max_memory_bytes=int(gb * 2**30) if gb > 0 else None,
-              lower_discounts=m.get("ngram_kn_lower_discounts", "") or None)
+              lower_discounts=m.get("ngram_kn_lower_discounts", "auto"))
 
 
 def load_splits(config) -> dict[str, list[str]]:

@@ -48,7 +48,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.ngram_order = 8         # ngram: order N
   config.model.ngram_smoothing = "kneser_ney"  # ngram: 'mle', 'laplace', 'add_k', 'kneser_ney', 'witten_bell'
   config.model.ngram_k = 1.0           # ngram: add-k pseudo-count
-  config.model.ngram_kn_lower_discounts = ""  # ngram: Kneser-Ney D1,D2,D3+ below the top order ('' = estimated from counts)
+  config.model.ngram_kn_lower_discounts = "auto"  # ngram: KN discounts below the top order: auto (fit on held-out training genes), "" (textbook) or "D1,D2,D3"
   config.model.ngram_max_memory_gb = 0.0      # ngram: refuse fits estimated above this (0 = available RAM)
 
   config.train = ml_collections.ConfigDict()
@@ -67,5 +67,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.checkpoint_every = 200  # steps between checkpoints
   config.train.keep_checkpoints = 2    # most recent checkpoints kept (the best one is kept too)
   config.train.eval_batch_size = 32    # genes per evaluation batch
+  config.train.max_minutes = 0.0       # stop training after this much wall time (all sessions) and evaluate (0 = no limit)
   config.train.halt_after_steps = 0    # stop (resumably) after this many steps of one invocation, e.g. for time-limited jobs (0 = off)
   return config

@@ -115,7 +115,8 @@ def _train(config, workdir: str, flag: dict) -> dict:
         f"({data.batches_per_epoch} per epoch, batch {tc.batch_size})", flush=True)
 
   def current_meta(step):
-    return dict(meta, step=step, data=it.get_state(), nucleotides_seen=log.nucleotides_seen)
+    return dict(meta, step=step, data=it.get_state(), nucleotides_seen=log.nucleotides_seen,
+                elapsed_s=meta["elapsed_s"] + log.elapsed())
 
   def save(step, best=False):
     model_, opt_ = nnx.merge(graphdef, state)
@@ -163,6 +164,11 @@ def _train(config, workdir: str, flag: dict) -> dict:
         log.check_finite(step)
         save(step)
         break
+      if tc.max_minutes and log.elapsed() + meta["elapsed_s"] >= 60 * tc.max_minutes:
+        print(f"time budget of {tc.max_minutes} minutes reached at step {step}", flush=True)
+        stopped_early = True
+        log.check_finite(step)
+        save(step)
       if stopped_early:
         break
   except progress.NonFiniteLoss as e:
@@ -189,7 +195,7 @@ def _train(config, workdir: str, flag: dict) -> dict:
       "val_perplexity": val["perplexity"], "val_bits_per_nucleotide": val["bits_per_nucleotide"],
       "test_perplexity": test["perplexity"], "test_bits_per_nucleotide": test["bits_per_nucleotide"],
       "oracle_test_perplexity": input_pipeline.oracle_perplexity(config.data, "test"),
-      "train_seconds": log.elapsed(), "nucleotides_per_s": log.mean_rate(),
+      "train_seconds": meta["elapsed_s"] + log.elapsed(), "nucleotides_per_s": log.mean_rate(),
   }
   with open(os.path.join(workdir, "results.json"), "w") as f:
     json.dump(results, f, indent=2)

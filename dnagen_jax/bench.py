@@ -334,7 +334,13 @@ def run(config, workdir: str | None, steps: int = 10, with_torch: bool = True,
     print(f"longest seq_len whose train step fits (batch {batch_size}; estimate from XLA's "
           f"compiled memory analysis on {backend}):", flush=True)
     for remat in (False, True):
-      est = longest_fitting(config, batch_size, list(memory_gib), remat)
+      try:
+        est = longest_fitting(config, batch_size, list(memory_gib), remat)
+      except Exception as e:  # pylint: disable=broad-except
+        # One setting failing to build (e.g. a model whose remat is broken) keeps the other's row.
+        result["memory"][f"remat={remat}"] = {"error": f"{type(e).__name__}: {e}"}
+        print(f"  remat={remat}: failed ({type(e).__name__}: {e})", flush=True)
+        continue
       result["memory"][f"remat={remat}"] = {str(k): v for k, v in est.items()}
       cells = ", ".join(f"{g:g} GiB: {est[g]['seq_len']:,}" for g in memory_gib)
       print(f"  remat={remat}: {cells}", flush=True)

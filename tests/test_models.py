@@ -1,5 +1,6 @@
 """Model shapes, causality, and the study's parameter counts."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -34,3 +35,17 @@ def test_paper_parameter_counts():
 
 def test_default_model_is_small():
   assert models.param_count(models.create_model(default.get_config().model, 0)) < 200_000
+
+
+@pytest.mark.parametrize("name", ["lstm", "transformer"])
+def test_remat_gives_the_same_gradients(tfds_dir, name):
+  config = tiny_config(tfds_dir, name)
+  x = jnp.asarray(np.random.default_rng(1).integers(1, 8, (2, 10)), jnp.int32)
+
+  def grads(remat):
+    config.model.remat = remat
+    model = models.create_model(config.model, 0)
+    return nnx.grad(lambda m: m(x).sum())(model)
+
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+               nnx.to_pure_dict(grads(False)), nnx.to_pure_dict(grads(True)))

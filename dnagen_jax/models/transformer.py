@@ -49,6 +49,10 @@ class Block(nnx.Module):
     return x + self.fc2(jax.nn.relu(self.fc1(self.ln2(x))))
 
 
+def _apply_block(block: Block, x: jax.Array) -> jax.Array:
+  return block(x)
+
+
 class TransformerLM(nnx.Module):
   """__call__: inputs [batch, time] int32 -> logits [batch, time, vocab] float32."""
 
@@ -57,14 +61,16 @@ class TransformerLM(nnx.Module):
     head_dim = cfg.head_dim or cfg.embed_dim // cfg.num_heads
     self.embed = nnx.Embed(tokens.VOCAB_SIZE, cfg.embed_dim, rngs=rngs)
     self.pos = nnx.Embed(cfg.max_len, cfg.embed_dim, rngs=rngs)
-    block_cls = nnx.remat(Block) if cfg.remat else Block
-    self.blocks = nnx.List([block_cls(cfg, head_dim, rngs=rngs, dtype=dtype)
+    self.remat = bool(cfg.remat)
+    self.blocks = nnx.List([Block(cfg, head_dim, rngs=rngs, dtype=dtype)
                             for _ in range(cfg.num_layers)])
     self.ln_f = nnx.LayerNorm(cfg.embed_dim, rngs=rngs)
     self.head = nnx.Linear(cfg.embed_dim, tokens.VOCAB_SIZE, rngs=rngs)
 
   def __call__(self, inputs: jax.Array) -> jax.Array:
     x = self.embed(inputs) + self.pos(jnp.arange(inputs.shape[1]))[None]
+    # remat: keep only each block's input; recompute its insides in the backward pass.
+    apply = nnx.remat(_apply_block) if self.remat else _apply_block
     for block in self.blocks:
-      x = block(x)
+      x = apply(block, x)
     return self.head(self.ln_f(x).astype(jnp.float32))

@@ -30,7 +30,7 @@ flags.DEFINE_string("eval_file", None, "eval: CSV or FASTA file to score.")
 flags.DEFINE_integer("max_order", 12, "sweep: train N-gram orders 1..max_order.")
 flags.DEFINE_list("smoothings", ["mle", "laplace", "kneser_ney"], "sweep: smoothing methods.")
 flags.DEFINE_integer("max_edits", 5, "mutate: MAX, mutations per pair ~ Uniform{1..MAX}.")
-flags.DEFINE_integer("num_pairs", 1000, "mutate: pairs per set.")
+flags.DEFINE_integer("num_pairs", 1000, "mutate/report: pairs per set.")
 flags.DEFINE_integer("seed", 0, "mutate: seed of the set.")
 flags.DEFINE_string("split", "test", "mutate: split the genes are drawn from.")
 flags.DEFINE_bool("swaps", False, "mutate: also allow adjacent swaps.")
@@ -78,7 +78,7 @@ def run(argv):
     detect.run(workdir, FLAGS.mutations, window=FLAGS.window)
   elif mode == "report":
     from dnagen_jax import report
-    report.run(FLAGS.workdirs, workdir, window=FLAGS.window)
+    report.run(FLAGS.workdirs, workdir, window=FLAGS.window, num_pairs=FLAGS.num_pairs)
 
 
 def _config_flag_error(argv: list[str], error: Exception) -> str:

@@ -4,7 +4,9 @@ import pytest
 
 from tests.helpers import overrides, run_main, tiny_config
 
-HEADER = "NCBIGeneID,Symbol,Description,GeneType,GeneGroupIdentifier,GeneGroupMethod,NucleotideSequence\n"
+# The study's column names; every row in these tests is made up.
+HEADER = ",".join(["NCBIGeneID", "Symbol", "Description", "GeneType", "GeneGroupIdentifier",
+                   "GeneGroupMethod", "NucleotideSequence"]) + "\n"
 
 
 def _files_args(tfds_dir, path):

@@ -9,7 +9,9 @@ from dnagen_jax import sequence_io
 from dnagen_jax import tokens
 from dnagen_jax.errors import UserError
 
-HEADER = "NCBIGeneID,Symbol,Description,GeneType,GeneGroupIdentifier,GeneGroupMethod,NucleotideSequence\n"
+# The study's column names; every row in these tests is made up.
+HEADER = ",".join(["NCBIGeneID", "Symbol", "Description", "GeneType", "GeneGroupIdentifier",
+                   "GeneGroupMethod", "NucleotideSequence"]) + "\n"
 
 
 def write(path, text, gz=False):

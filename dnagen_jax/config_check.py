@@ -28,6 +28,9 @@ def validate(config) -> None:
   for block, field in _POSITIVE:
     if config[block][field] <= 0:
       raise UserError(f"config.{block}.{field}={config[block][field]} must be positive")
+  if config.model.get("attention_block", 0) < 0:
+    raise UserError(f"config.model.attention_block={config.model.attention_block} must be 0 "
+                    "(full attention) or a positive block size")
   buckets = list(config.data.length_buckets)
   if not buckets or buckets != sorted(buckets):
     raise UserError(f"config.data.length_buckets={tuple(buckets)} must be increasing")

@@ -2,44 +2,73 @@
 
 Pre-layer-norm blocks: x + Attention(LN(x)), then x + MLP(LN(x)); learned
 token and position embeddings; ReLU feed-forward; no dropout (as in the study).
-Attention is a plain einsum with a causal mask: on CPU it was faster than
-`jax.nn.dot_product_attention`. Heads may be narrower than d_model / heads
-(the study's 3 heads over d=256 use 85 dims each).
+Attention is plain einsums with a causal mask (on CPU faster than
+`jax.nn.dot_product_attention`), computed block by block so that the masked
+upper half of the T x T scores is mostly never computed (`causal_attention`).
+Heads may be narrower than d_model / heads (the study's 3 heads over d=256
+use 85 dims each).
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from dnagen_jax import tokens
 
 
+def causal_attention(q: jax.Array, k: jax.Array, v: jax.Array, block: int = 0) -> jax.Array:
+  """Softmax attention of each position over itself and the past.
+
+  q, k, v [batch, heads, time, head_dim] -> [batch, heads, time, head_dim].
+  block > 0 splits the queries into blocks of `block` positions; block i
+  attends only to keys 0 .. (i+1)*block - 1, so with n blocks only
+  (n+1)/(2n) of the T x T scores are computed (56% at T=1024, block 128),
+  and only the diagonal tile needs the mask. block 0 (or T <= block) is
+  the plain full-matrix form. Both give the same result to float rounding.
+  """
+  t = q.shape[2]
+  q = q * (1.0 / np.sqrt(q.shape[-1])).astype(q.dtype)  # scale the small q, not the scores
+  if block <= 0 or t <= block:
+    starts = [0]
+    block = t
+  else:
+    starts = list(range(0, t, block))
+  outs = []
+  for start in starts:
+    stop = min(start + block, t)
+    s = jnp.einsum("bhqd,bhkd->bhqk", q[:, :, start:stop], k[:, :, :stop]).astype(jnp.float32)
+    # Static mask: key j is visible to query i when j <= i (numpy, folded at compile time).
+    visible = np.arange(stop)[None, :] <= np.arange(start, stop)[:, None]
+    probs = jax.nn.softmax(jnp.where(visible, s, -jnp.inf), axis=-1).astype(v.dtype)
+    outs.append(jnp.einsum("bhqk,bhkd->bhqd", probs, v[:, :, :stop]))
+  return outs[0] if len(outs) == 1 else jnp.concatenate(outs, axis=2)
+
+
 class CausalSelfAttention(nnx.Module):
   """[batch, time, d] -> [batch, time, d], each position sees itself and the past."""
 
-  def __init__(self, d: int, heads: int, head_dim: int, *, rngs: nnx.Rngs, dtype):
-    self.heads, self.head_dim, self.dtype = heads, head_dim, dtype
+  def __init__(self, d: int, heads: int, head_dim: int, *, rngs: nnx.Rngs, dtype, block: int = 0):
+    self.heads, self.head_dim, self.dtype, self.block = heads, head_dim, dtype, block
     self.qkv = nnx.Linear(d, 3 * heads * head_dim, rngs=rngs, dtype=dtype)
     self.out = nnx.Linear(heads * head_dim, d, rngs=rngs, dtype=dtype)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     b, t, _ = x.shape
-    q, k, v = jnp.split(self.qkv(x).reshape(b, t, 3 * self.heads, self.head_dim), 3, axis=2)
-    scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(self.head_dim).astype(x.dtype)
-    causal = jnp.tril(jnp.ones((t, t), bool))
-    scores = jnp.where(causal, scores.astype(jnp.float32), -1e30)
-    probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
-    y = jnp.einsum("bhqk,bkhd->bqhd", probs, v).reshape(b, t, self.heads * self.head_dim)
-    return self.out(y)
+    # One transpose of the small q/k/v to head-major [3, b, heads, t, head_dim].
+    qkv = jnp.transpose(self.qkv(x).reshape(b, t, 3, self.heads, self.head_dim), (2, 0, 3, 1, 4))
+    y = causal_attention(qkv[0], qkv[1], qkv[2], self.block)
+    return self.out(jnp.transpose(y, (0, 2, 1, 3)).reshape(b, t, self.heads * self.head_dim))
 
 
 class Block(nnx.Module):
   def __init__(self, cfg, head_dim: int, *, rngs: nnx.Rngs, dtype):
     d = cfg.embed_dim
     self.ln1 = nnx.LayerNorm(d, rngs=rngs)
-    self.attn = CausalSelfAttention(d, cfg.num_heads, head_dim, rngs=rngs, dtype=dtype)
+    self.attn = CausalSelfAttention(d, cfg.num_heads, head_dim, rngs=rngs, dtype=dtype,
+                                    block=cfg.attention_block)
     self.ln2 = nnx.LayerNorm(d, rngs=rngs)
     self.fc1 = nnx.Linear(d, cfg.mlp_dim, rngs=rngs, dtype=dtype)
     self.fc2 = nnx.Linear(cfg.mlp_dim, d, rngs=rngs, dtype=dtype)

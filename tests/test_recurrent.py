@@ -116,3 +116,28 @@ def test_lm_shapes_and_time_major_layer():
   layer = model.layers[0]
   np.testing.assert_allclose(layer.time_major(x), jnp.swapaxes(layer(jnp.swapaxes(x, 0, 1)), 0, 1),
                              rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_whole_layer_vjp_matches_reference_cell(kind):
+  """lstm_layer / gru_layer (input projection inside the VJP): outputs and the
+  gradients of x, W_ih, b, W_hh (and b_hn) equal autodiff of the plain cell."""
+  layer = _layer(kind)
+  x = jax.random.normal(jax.random.PRNGKey(3), (T, B, IN))
+  dy = jax.random.normal(jax.random.PRNGKey(4), (T, B, H))
+  params = [layer.w_ih[...], layer.b[...], layer.w_hh[...]] + (
+      [layer.b_hn[...]] if kind == "gru" else [])
+
+  def reference(x, w_ih, b, w_hh, *b_hn):
+    gx = x @ w_ih + b
+    h0 = jnp.zeros((B, H))
+    if kind == "lstm":
+      return jax.lax.scan(lambda c, g: recurrent.lstm_cell(c, g, w_hh), (h0, h0), gx)[1]
+    return jax.lax.scan(lambda h, g: recurrent.gru_cell(h, g, w_hh, b_hn[0]), h0, gx)[1]
+
+  fast = {"lstm": recurrent.lstm_layer, "gru": recurrent.gru_layer}[kind]
+  y_ref, vjp_ref = jax.vjp(reference, x, *params)
+  y, vjp = jax.vjp(fast, x, *params)
+  np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-6)
+  for a, b in zip(vjp(dy), vjp_ref(dy)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

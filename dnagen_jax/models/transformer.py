@@ -48,22 +48,25 @@ def causal_attention(q: jax.Array, k: jax.Array, v: jax.Array, block: int = 0) -
 
 
 class CausalSelfAttention(nnx.Module):
-  """[batch, time, d] -> [batch, time, d], each position sees itself and the past."""
+  """[batch * time, d] -> [batch * time, d], each position sees itself and the past."""
 
   def __init__(self, d: int, heads: int, head_dim: int, *, rngs: nnx.Rngs, dtype, block: int = 0):
     self.heads, self.head_dim, self.dtype, self.block = heads, head_dim, dtype, block
     self.qkv = nnx.Linear(d, 3 * heads * head_dim, rngs=rngs, dtype=dtype)
     self.out = nnx.Linear(heads * head_dim, d, rngs=rngs, dtype=dtype)
 
-  def __call__(self, x: jax.Array) -> jax.Array:
-    b, t, _ = x.shape
+  def __call__(self, x: jax.Array, seq_len: int) -> jax.Array:
+    b = x.shape[0] // seq_len
     # One transpose of the small q/k/v to head-major [3, b, heads, t, head_dim].
-    qkv = jnp.transpose(self.qkv(x).reshape(b, t, 3, self.heads, self.head_dim), (2, 0, 3, 1, 4))
+    qkv = self.qkv(x).reshape(b, seq_len, 3, self.heads, self.head_dim)
+    qkv = jnp.transpose(qkv, (2, 0, 3, 1, 4))
     y = causal_attention(qkv[0], qkv[1], qkv[2], self.block)
-    return self.out(jnp.transpose(y, (0, 2, 1, 3)).reshape(b, t, self.heads * self.head_dim))
+    return self.out(jnp.transpose(y, (0, 2, 1, 3)).reshape(b * seq_len, self.heads * self.head_dim))
 
 
 class Block(nnx.Module):
+  """Pre-LN decoder block on flattened activations: [batch * time, d] -> [batch * time, d]."""
+
   def __init__(self, cfg, head_dim: int, *, rngs: nnx.Rngs, dtype):
     d = cfg.embed_dim
     self.ln1 = nnx.LayerNorm(d, rngs=rngs)
@@ -73,13 +76,13 @@ class Block(nnx.Module):
     self.fc1 = nnx.Linear(d, cfg.mlp_dim, rngs=rngs, dtype=dtype)
     self.fc2 = nnx.Linear(cfg.mlp_dim, d, rngs=rngs, dtype=dtype)
 
-  def __call__(self, x: jax.Array) -> jax.Array:
-    x = x + self.attn(self.ln1(x))
+  def __call__(self, x: jax.Array, seq_len: int) -> jax.Array:
+    x = x + self.attn(self.ln1(x), seq_len)
     return x + self.fc2(jax.nn.relu(self.fc1(self.ln2(x))))
 
 
-def _apply_block(block: Block, x: jax.Array) -> jax.Array:
-  return block(x)
+def _apply_block(block: Block, x: jax.Array, seq_len: int) -> jax.Array:
+  return block(x, seq_len)
 
 
 class TransformerLM(nnx.Module):
@@ -97,9 +100,14 @@ class TransformerLM(nnx.Module):
     self.head = nnx.Linear(cfg.embed_dim, tokens.VOCAB_SIZE, rngs=rngs)
 
   def __call__(self, inputs: jax.Array) -> jax.Array:
-    x = self.embed(inputs) + self.pos(jnp.arange(inputs.shape[1]))[None]
+    b, t = inputs.shape
+    x = self.embed(inputs) + self.pos(jnp.arange(t))[None]
+    # Blocks work on [b * t, d]: every dense layer is then a 2-D matmul, whose
+    # weight gradient x^T @ dy XLA:CPU forms without transposed copies of
+    # x or dy (autodiff of the 3-D form made one per layer).
+    x = x.reshape(b * t, -1)
     # remat: keep only each block's input; recompute its insides in the backward pass.
-    apply = nnx.remat(_apply_block) if self.remat else _apply_block
+    apply = nnx.remat(_apply_block, static_argnums=2) if self.remat else _apply_block
     for block in self.blocks:
-      x = apply(block, x)
-    return self.head(self.ln_f(x).astype(jnp.float32))
+      x = apply(block, x, t)
+    return self.head(self.ln_f(x).astype(jnp.float32)).reshape(b, t, -1)

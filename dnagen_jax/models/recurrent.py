@@ -1,14 +1,16 @@
 """Scanned LSTM and GRU language models (Flax NNX) with a hand-written backward pass.
 
-Each layer runs the way fused RNN kernels (cuDNN, PyTorch's nn.LSTM) do:
+Each layer (`lstm_layer` / `gru_layer`, one custom VJP for the whole layer)
+runs the way fused RNN kernels (cuDNN, PyTorch's nn.LSTM) do:
   1. the input projection of all time steps as one matrix product,
-     x [time, batch, in] @ W_ih [in, G*H] -> [time, batch, G*H];
+     x [T*B, in] @ W_ih [in, G*H] -> [T, B, G*H];
   2. a `jax.lax.scan` over time that does only h @ W_hh [H, G*H] and the gates,
      and stores the gate activations for the backward pass;
-  3. a custom VJP whose backward scan does only dgates @ W_hh^T and the gate
-     derivatives per step; the weight gradients dW_hh = sum_t h_{t-1}^T dgates_t,
-     dW_ih and db are then ONE large matrix product each, after the loop
-     (autodiff of a scan would accumulate dW_hh with a small product per step).
+  3. a backward scan that does only dgates @ W_hh^T and the gate derivatives
+     per step; then dW_hh = sum_t h_{t-1}^T dgates_t, dW_ih, db and dx are
+     ONE 2-D matrix product each, after the loop (autodiff of a scan would
+     accumulate dW_hh with a small product per step, and autodiff of a 3-D
+     einsum made XLA:CPU copy and transpose dgates before each product).
 Gate order and equations follow PyTorch's `nn.LSTM` / `nn.GRU`, so the two can
 be compared weight for weight (G = 4 for LSTM: i, f, g, o; G = 3 for GRU: r, z, n).
 `lstm_cell` / `gru_cell` are the plain one-step cells: the reference the fast
@@ -16,8 +18,6 @@ path is tested against.
 """
 
 from __future__ import annotations
-
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -82,17 +82,6 @@ def _lstm_forward(gx, w_hh, unroll):
   return hs, cs, acts
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def lstm_recurrence(gx, w_hh, unroll=UNROLL):
-  """The LSTM's time loop from zero state: gx [T, B, 4H], w_hh [H, 4H] -> hs [T, B, H]."""
-  return _lstm_forward(gx, w_hh, unroll)[0]
-
-
-def _lstm_fwd(gx, w_hh, unroll):
-  hs, cs, acts = _lstm_forward(gx, w_hh, unroll)
-  return hs, (hs, cs, acts, w_hh)
-
-
 def _lstm_dgates(hs, cs, acts, w_hh, dhs, unroll):
   """The backward time loop: d loss / d gates [T, B, 4H] from d loss / d hs [T, B, H]."""
   w_hh_t = w_hh.T  # transposed once, outside the loop
@@ -113,7 +102,7 @@ def _lstm_dgates(hs, cs, acts, w_hh, dhs, unroll):
                       reverse=True, unroll=unroll)[1]
 
 
-def _bwd_products(hs, dg):
+def _w_hh_grad(hs, dg):
   """dW_hh = sum_t h_{t-1}^T dgates_t as ONE [H, T*B] @ [T*B, G*H] product.
 
   Written with 2-D reshapes rather than an einsum over (t, b): XLA:CPU then
@@ -121,15 +110,6 @@ def _bwd_products(hs, dg):
   """
   hidden = hs.shape[-1]
   return _shift(hs).reshape(-1, hidden).T @ dg.reshape(-1, dg.shape[-1])
-
-
-def _lstm_bwd(unroll, res, dhs):
-  hs, cs, acts, w_hh = res
-  dgates = _lstm_dgates(hs, cs, acts, w_hh, dhs, unroll)
-  return dgates, _bwd_products(hs, dgates)
-
-
-lstm_recurrence.defvjp(_lstm_fwd, _lstm_bwd)
 
 
 # ---------------------------------------------------------------- GRU
@@ -152,17 +132,6 @@ def _gru_forward(gx, w_hh, b_hn, unroll):
   return hs, res
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
-def gru_recurrence(gx, w_hh, b_hn, unroll=UNROLL):
-  """The GRU's time loop from zero state: gx [T, B, 3H], w_hh [H, 3H], b_hn [H] -> hs [T, B, H]."""
-  return _gru_forward(gx, w_hh, b_hn, unroll)[0]
-
-
-def _gru_fwd(gx, w_hh, b_hn, unroll):
-  hs, res = _gru_forward(gx, w_hh, b_hn, unroll)
-  return hs, (hs, res, w_hh)
-
-
 def _gru_dgates(hs, res, w_hh, dhs, unroll):
   """The backward time loop: d loss / d gx [T, B, 3H] and d loss / d (h @ W_hh) [T, B, 3H]."""
   w_hh_t = w_hh.T
@@ -179,16 +148,6 @@ def _gru_dgates(hs, res, w_hh, dhs, unroll):
 
   return jax.lax.scan(step, jnp.zeros_like(hs[0]), (dhs, res, _shift(hs)),
                       reverse=True, unroll=unroll)[1]
-
-
-def _gru_bwd(unroll, saved, dhs):
-  hs, res, w_hh = saved
-  dgx, dgh = _gru_dgates(hs, res, w_hh, dhs, unroll)
-  hidden = hs.shape[-1]
-  return dgx, _bwd_products(hs, dgh), dgh[..., 2 * hidden:].sum(axis=(0, 1))
-
-
-gru_recurrence.defvjp(_gru_fwd, _gru_bwd)
 
 
 # ---------------------------------------------------------------- whole layers
@@ -208,10 +167,10 @@ def _input_grads(x, w_ih, dg):
 
 @jax.custom_vjp
 def lstm_layer(x, w_ih, b, w_hh):
-  """One LSTM layer from zero state: x [T, B, in] -> hs [T, B, H].
+  """One LSTM layer from zero state: x [T, B, in], w_ih [in, 4H], b [4H], w_hh [H, 4H] -> hs [T, B, H].
 
-  The same as lstm_recurrence(x @ w_ih + b, w_hh), with a backward pass that
-  forms every weight gradient and dx as a single 2-D matrix product.
+  The same function as scanning `lstm_cell` over x @ w_ih + b, with a backward
+  pass that forms every weight gradient and dx as a single 2-D matrix product.
   """
   return _lstm_forward(_input_projection(x, w_ih, b), w_hh, UNROLL)[0]
 
@@ -225,7 +184,7 @@ def _lstm_layer_bwd(res, dhs):
   x, w_ih, hs, cs, acts, w_hh = res
   dgates = _lstm_dgates(hs, cs, acts, w_hh, dhs, UNROLL)
   dx, dw_ih, db = _input_grads(x, w_ih, dgates)
-  return dx, dw_ih, db, _bwd_products(hs, dgates)
+  return dx, dw_ih, db, _w_hh_grad(hs, dgates)
 
 
 lstm_layer.defvjp(_lstm_layer_fwd, _lstm_layer_bwd)
@@ -233,7 +192,7 @@ lstm_layer.defvjp(_lstm_layer_fwd, _lstm_layer_bwd)
 
 @jax.custom_vjp
 def gru_layer(x, w_ih, b, w_hh, b_hn):
-  """One GRU layer from zero state: x [T, B, in] -> hs [T, B, H] (see lstm_layer)."""
+  """One GRU layer from zero state: x [T, B, in], w_ih [in, 3H], b [3H], w_hh [H, 3H], b_hn [H] -> hs [T, B, H]."""
   return _gru_forward(_input_projection(x, w_ih, b), w_hh, b_hn, UNROLL)[0]
 
 
@@ -247,7 +206,7 @@ def _gru_layer_bwd(saved, dhs):
   dgx, dgh = _gru_dgates(hs, res, w_hh, dhs, UNROLL)
   dx, dw_ih, db = _input_grads(x, w_ih, dgx)
   hidden = hs.shape[-1]
-  return dx, dw_ih, db, _bwd_products(hs, dgh), dgh[..., 2 * hidden:].sum(axis=(0, 1))
+  return dx, dw_ih, db, _w_hh_grad(hs, dgh), dgh[..., 2 * hidden:].sum(axis=(0, 1))
 
 
 gru_layer.defvjp(_gru_layer_fwd, _gru_layer_bwd)

@@ -60,13 +60,17 @@ def _shift(xs):
 
 # ---------------------------------------------------------------- LSTM
 
-def _lstm_forward(gx, w_hh, unroll):
-  """gx [T, B, 4H], w_hh [H, 4H] -> hs, cs [T, B, H] and activations [T, B, 4H]."""
+def _lstm_forward(gx, b, w_hh, unroll):
+  """gx [T, B, 4H] = x @ W_ih, b [4H], w_hh [H, 4H] -> hs, cs [T, B, H] and activations [T, B, 4H].
+
+  The bias is added inside the loop, where it fuses into the gate arithmetic
+  (added to gx outside, it was one more pass over [T, B, 4H] per layer).
+  """
   hidden = w_hh.shape[0]
 
   def step(carry, g):
     h, c = carry
-    gates = g + h @ w_hh
+    gates = h @ w_hh + g + b
     # sigmoid on i, f, o and tanh on g in one pass: tanh(x) = 2 sigmoid(2x) - 1.
     a = jax.nn.sigmoid(gates * scale) * scale - shift
     i, f, gg, o = jnp.split(a, 4, axis=-1)
@@ -114,12 +118,13 @@ def _w_hh_grad(hs, dg):
 
 # ---------------------------------------------------------------- GRU
 
-def _gru_forward(gx, w_hh, b_hn, unroll):
+def _gru_forward(gx, b, w_hh, b_hn, unroll):
   """gx [T, B, 3H] -> hs [T, B, H] and residuals [T, B, 4H]: r, z, n and hn + b_hn."""
   hidden = w_hh.shape[0]
 
   def step(h, g):
     gh = h @ w_hh
+    g = g + b  # the input bias, fused here (see _lstm_forward)
     rz = jax.nn.sigmoid(g[:, :2 * hidden] + gh[:, :2 * hidden])
     r, z = rz[:, :hidden], rz[:, hidden:]
     hn = gh[:, 2 * hidden:] + b_hn
@@ -152,10 +157,10 @@ def _gru_dgates(hs, res, w_hh, dhs, unroll):
 
 # ---------------------------------------------------------------- whole layers
 
-def _input_projection(x, w_ih, b):
-  """x [T, B, in] @ w_ih [in, G*H] + b -> [T, B, G*H] as one 2-D matmul."""
+def _input_projection(x, w_ih):
+  """x [T, B, in] @ w_ih [in, G*H] -> [T, B, G*H] as one 2-D matmul (bias added in the loop)."""
   t, batch, _ = x.shape
-  return (x.reshape(t * batch, -1) @ w_ih + b).reshape(t, batch, -1)
+  return (x.reshape(t * batch, -1) @ w_ih).reshape(t, batch, -1)
 
 
 def _input_grads(x, w_ih, dg):
@@ -172,11 +177,11 @@ def lstm_layer(x, w_ih, b, w_hh):
   The same function as scanning `lstm_cell` over x @ w_ih + b, with a backward
   pass that forms every weight gradient and dx as a single 2-D matrix product.
   """
-  return _lstm_forward(_input_projection(x, w_ih, b), w_hh, UNROLL)[0]
+  return _lstm_forward(_input_projection(x, w_ih), b, w_hh, UNROLL)[0]
 
 
 def _lstm_layer_fwd(x, w_ih, b, w_hh):
-  hs, cs, acts = _lstm_forward(_input_projection(x, w_ih, b), w_hh, UNROLL)
+  hs, cs, acts = _lstm_forward(_input_projection(x, w_ih), b, w_hh, UNROLL)
   return hs, (x, w_ih, hs, cs, acts, w_hh)
 
 
@@ -193,11 +198,11 @@ lstm_layer.defvjp(_lstm_layer_fwd, _lstm_layer_bwd)
 @jax.custom_vjp
 def gru_layer(x, w_ih, b, w_hh, b_hn):
   """One GRU layer from zero state: x [T, B, in], w_ih [in, 3H], b [3H], w_hh [H, 3H], b_hn [H] -> hs [T, B, H]."""
-  return _gru_forward(_input_projection(x, w_ih, b), w_hh, b_hn, UNROLL)[0]
+  return _gru_forward(_input_projection(x, w_ih), b, w_hh, b_hn, UNROLL)[0]
 
 
 def _gru_layer_fwd(x, w_ih, b, w_hh, b_hn):
-  hs, res = _gru_forward(_input_projection(x, w_ih, b), w_hh, b_hn, UNROLL)
+  hs, res = _gru_forward(_input_projection(x, w_ih), b, w_hh, b_hn, UNROLL)
   return hs, (x, w_ih, hs, res, w_hh)
 
 

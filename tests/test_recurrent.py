@@ -105,3 +105,24 @@ def test_whole_layer_vjp_matches_reference_cell(kind):
   np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-6)
   for a, b in zip(vjp(dy), vjp_ref(dy)):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_token_table_first_layer_matches_embedding_path(kind):
+  """RecurrentLM's first layer looks up (E @ W_ih)[tokens] (+ positions @ W_ih):
+  the same logits and parameter gradients as embedding, then projecting."""
+  model = recurrent.RecurrentLM(_lm_config(kind), rngs=nnx.Rngs(0))
+  inputs = jax.random.randint(jax.random.PRNGKey(0), (B, T), 0, 8)
+
+  def plain(m):
+    x = m.embed(inputs.T) + m.pos(jnp.arange(T))[:, None]
+    for layer in m.layers:
+      x = layer.time_major(x)
+    return jnp.swapaxes(m.head(x), 0, 1)
+
+  loss = lambda f: lambda m: (jnp.sin(f(m)) * jnp.arange(8)).sum()
+  np.testing.assert_allclose(model(inputs), plain(model), rtol=1e-5, atol=1e-6)
+  fast_grads = nnx.grad(loss(lambda m: m(inputs)))(model)
+  plain_grads = nnx.grad(loss(plain))(model)
+  for a, b in zip(jax.tree.leaves(fast_grads), jax.tree.leaves(plain_grads)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

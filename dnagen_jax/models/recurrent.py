@@ -155,66 +155,69 @@ def _gru_dgates(hs, res, w_hh, dhs, unroll):
                       reverse=True, unroll=unroll)[1]
 
 
-# ---------------------------------------------------------------- whole layers
+# ---------------------------------------------------------------- layers
 
-def _input_projection(x, w_ih):
-  """x [T, B, in] @ w_ih [in, G*H] -> [T, B, G*H] as one 2-D matmul (bias added in the loop)."""
+@jax.custom_vjp
+def lstm_recurrence(gx, b, w_hh):
+  """The LSTM's time loop from zero state: gx [T, B, 4H] (= x @ W_ih), b [4H], w_hh [H, 4H] -> hs [T, B, H]."""
+  return _lstm_forward(gx, b, w_hh, UNROLL)[0]
+
+
+def _lstm_recurrence_fwd(gx, b, w_hh):
+  hs, cs, acts = _lstm_forward(gx, b, w_hh, UNROLL)
+  return hs, (hs, cs, acts, w_hh)
+
+
+def _lstm_recurrence_bwd(res, dhs):
+  hs, cs, acts, w_hh = res
+  dgates = _lstm_dgates(hs, cs, acts, w_hh, dhs, UNROLL)
+  return dgates, dgates.sum(axis=(0, 1)), _w_hh_grad(hs, dgates)
+
+
+lstm_recurrence.defvjp(_lstm_recurrence_fwd, _lstm_recurrence_bwd)
+
+
+@jax.custom_vjp
+def gru_recurrence(gx, b, w_hh, b_hn):
+  """The GRU's time loop from zero state: gx [T, B, 3H] (= x @ W_ih), b [3H], w_hh [H, 3H], b_hn [H] -> hs [T, B, H]."""
+  return _gru_forward(gx, b, w_hh, b_hn, UNROLL)[0]
+
+
+def _gru_recurrence_fwd(gx, b, w_hh, b_hn):
+  hs, res = _gru_forward(gx, b, w_hh, b_hn, UNROLL)
+  return hs, (hs, res, w_hh)
+
+
+def _gru_recurrence_bwd(saved, dhs):
+  hs, res, w_hh = saved
+  dgx, dgh = _gru_dgates(hs, res, w_hh, dhs, UNROLL)
+  hidden = hs.shape[-1]
+  return (dgx, dgx.sum(axis=(0, 1)), _w_hh_grad(hs, dgh),
+          dgh[..., 2 * hidden:].sum(axis=(0, 1)))
+
+
+gru_recurrence.defvjp(_gru_recurrence_fwd, _gru_recurrence_bwd)
+
+
+def project(x, w_ih):
+  """x [T, B, in] @ w_ih [in, G*H] -> [T, B, G*H] as one 2-D matmul.
+
+  2-D on purpose: autodiff then forms dx = dgx @ W_ih^T and dW_ih = x^T @ dgx
+  as plain 2-D products; for the 3-D form XLA:CPU copied and transposed the
+  [T, B, G*H] gradient before each product.
+  """
   t, batch, _ = x.shape
   return (x.reshape(t * batch, -1) @ w_ih).reshape(t, batch, -1)
 
 
-def _input_grads(x, w_ih, dg):
-  """dx [T, B, in], dW_ih [in, G*H], db [G*H] from dgx [T, B, G*H], all as 2-D products."""
-  dg2 = dg.reshape(-1, dg.shape[-1])
-  x2 = x.reshape(-1, x.shape[-1])
-  return (dg2 @ w_ih.T).reshape(x.shape), x2.T @ dg2, dg2.sum(axis=0)
-
-
-@jax.custom_vjp
 def lstm_layer(x, w_ih, b, w_hh):
-  """One LSTM layer from zero state: x [T, B, in], w_ih [in, 4H], b [4H], w_hh [H, 4H] -> hs [T, B, H].
-
-  The same function as scanning `lstm_cell` over x @ w_ih + b, with a backward
-  pass that forms every weight gradient and dx as a single 2-D matrix product.
-  """
-  return _lstm_forward(_input_projection(x, w_ih), b, w_hh, UNROLL)[0]
+  """One LSTM layer from zero state: x [T, B, in], w_ih [in, 4H], b [4H], w_hh [H, 4H] -> hs [T, B, H]."""
+  return lstm_recurrence(project(x, w_ih), b, w_hh)
 
 
-def _lstm_layer_fwd(x, w_ih, b, w_hh):
-  hs, cs, acts = _lstm_forward(_input_projection(x, w_ih), b, w_hh, UNROLL)
-  return hs, (x, w_ih, hs, cs, acts, w_hh)
-
-
-def _lstm_layer_bwd(res, dhs):
-  x, w_ih, hs, cs, acts, w_hh = res
-  dgates = _lstm_dgates(hs, cs, acts, w_hh, dhs, UNROLL)
-  dx, dw_ih, db = _input_grads(x, w_ih, dgates)
-  return dx, dw_ih, db, _w_hh_grad(hs, dgates)
-
-
-lstm_layer.defvjp(_lstm_layer_fwd, _lstm_layer_bwd)
-
-
-@jax.custom_vjp
 def gru_layer(x, w_ih, b, w_hh, b_hn):
   """One GRU layer from zero state: x [T, B, in], w_ih [in, 3H], b [3H], w_hh [H, 3H], b_hn [H] -> hs [T, B, H]."""
-  return _gru_forward(_input_projection(x, w_ih), b, w_hh, b_hn, UNROLL)[0]
-
-
-def _gru_layer_fwd(x, w_ih, b, w_hh, b_hn):
-  hs, res = _gru_forward(_input_projection(x, w_ih), b, w_hh, b_hn, UNROLL)
-  return hs, (x, w_ih, hs, res, w_hh)
-
-
-def _gru_layer_bwd(saved, dhs):
-  x, w_ih, hs, res, w_hh = saved
-  dgx, dgh = _gru_dgates(hs, res, w_hh, dhs, UNROLL)
-  dx, dw_ih, db = _input_grads(x, w_ih, dgx)
-  hidden = hs.shape[-1]
-  return dx, dw_ih, db, _w_hh_grad(hs, dgh), dgh[..., 2 * hidden:].sum(axis=(0, 1))
-
-
-gru_layer.defvjp(_gru_layer_fwd, _gru_layer_bwd)
+  return gru_recurrence(project(x, w_ih), b, w_hh, b_hn)
 
 
 # ---------------------------------------------------------------- modules
@@ -239,11 +242,15 @@ class RecurrentLayer(nnx.Module):
 
   def time_major(self, x: jax.Array) -> jax.Array:
     """x [time, batch, in] -> hs [time, batch, hidden]."""
+    return self.recurrence(project(x.astype(self.dtype), self.w_ih[...].astype(self.dtype)))
+
+  def recurrence(self, gx: jax.Array) -> jax.Array:
+    """gx [time, batch, G*hidden] (the input already projected, x @ W_ih) -> hs [time, batch, hidden]."""
     cast = lambda p: p[...].astype(self.dtype)
-    x = x.astype(self.dtype)
+    gx = gx.astype(self.dtype)
     if self.kind == "lstm":
-      return lstm_layer(x, cast(self.w_ih), cast(self.b), cast(self.w_hh))
-    return gru_layer(x, cast(self.w_ih), cast(self.b), cast(self.w_hh), cast(self.b_hn))
+      return lstm_recurrence(gx, cast(self.b), cast(self.w_hh))
+    return gru_recurrence(gx, cast(self.b), cast(self.w_hh), cast(self.b_hn))
 
   def __call__(self, x: jax.Array) -> jax.Array:
     return jnp.swapaxes(self.time_major(jnp.swapaxes(x, 0, 1)), 0, 1)
@@ -251,6 +258,10 @@ class RecurrentLayer(nnx.Module):
 
 def _time_major_layer(layer: RecurrentLayer, x: jax.Array) -> jax.Array:
   return layer.time_major(x)
+
+
+def _recurrence(layer: RecurrentLayer, gx: jax.Array) -> jax.Array:
+  return layer.recurrence(gx)
 
 
 class RecurrentLM(nnx.Module):
@@ -271,14 +282,24 @@ class RecurrentLM(nnx.Module):
     self.head = nnx.Linear(cfg.hidden_dim, tokens.VOCAB_SIZE, rngs=rngs)
 
   def __call__(self, inputs: jax.Array) -> jax.Array:
-    # Time-major throughout: the embedding gathers straight into [T, B, E], and
-    # only the small logits [T, B, V] are transposed back.
-    x = self.embed(inputs.T)
+    t, first = inputs.shape[1], self.layers[0]
+    # The first layer's input projection straight from the tokens: with a
+    # vocabulary of 8, embed(tokens) @ W_ih = (E @ W_ih)[tokens], a lookup in
+    # an [8, G*H] table (and positions likewise, [T, G*H]). This skips the
+    # [T*B, E] @ [E, G*H] product forward and both of its gradient products
+    # backward (the table's gradient is one-hot^T @ dgx, 8 rows).
+    w_ih = first.w_ih[...].astype(first.dtype)
+    table = self.embed.embedding[...].astype(first.dtype) @ w_ih            # [V, G*H]
+    # Time-major throughout: only the small logits [T, B, V] are transposed back.
+    one_hot = jax.nn.one_hot(inputs.T, tokens.VOCAB_SIZE, dtype=first.dtype)  # [T, B, V]
+    gx = project(one_hot, table)
     if self.pos is not None:
-      x = x + self.pos(jnp.arange(inputs.shape[1]))[:, None]
+      pos = self.pos.embedding[...][:t].astype(first.dtype) @ w_ih           # [T, G*H]
+      gx = gx + pos[:, None]
     # remat: keep only each layer's input; its scan (and the stored gate
     # activations) is re-run in the backward pass.
-    apply = nnx.remat(_time_major_layer) if self.remat else _time_major_layer
-    for layer in self.layers:
-      x = apply(layer, x)
+    remat = nnx.remat if self.remat else (lambda f: f)
+    x = remat(_recurrence)(first, gx)
+    for layer in self.layers[1:]:
+      x = remat(_time_major_layer)(layer, x)
     return jnp.swapaxes(self.head(x.astype(jnp.float32)), 0, 1)

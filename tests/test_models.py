@@ -51,18 +51,26 @@ def test_remat_gives_the_same_gradients(tfds_dir, name):
                nnx.to_pure_dict(grads(False)), nnx.to_pure_dict(grads(True)))
 
 
-@pytest.mark.parametrize("t,block", [(37, 8), (64, 16), (20, 32)])
-def test_blocked_causal_attention_matches_full(t, block):
-  """Blocked attention (only the lower-triangular tiles) = the full masked T x T form."""
+def _plain_attention(q, k, v):
+  """Autodiff reference: the full masked softmax, no custom VJP."""
+  t = q.shape[2]
+  s = jnp.einsum("bhqd,bhkd->bhqk", q, k) / np.sqrt(q.shape[-1])
+  s = jnp.where(np.tril(np.ones((t, t), bool)), s, -jnp.inf)
+  return jnp.einsum("bhqk,bhkd->bhqd", jax.nn.softmax(s, axis=-1), v)
+
+
+@pytest.mark.parametrize("t,block", [(37, 8), (64, 16), (20, 32), (20, 0)])
+def test_causal_attention_matches_plain_softmax(t, block):
+  """Blocked attention with its hand-written VJP (only the lower-triangular
+  tiles) = autodiff of the full masked T x T softmax: outputs and gradients."""
   from dnagen_jax.models.transformer import causal_attention  # pylint: disable=g-import-not-at-top
   q, k, v = jax.random.normal(jax.random.key(0), (3, 2, 3, t, 5))
-  loss = lambda block: lambda q, k, v: jnp.sum(jnp.sin(causal_attention(q, k, v, block)))
-  np.testing.assert_allclose(causal_attention(q, k, v, block), causal_attention(q, k, v, 0),
-                             rtol=1e-5, atol=1e-6)
-  for g_blocked, g_full in zip(jax.grad(loss(block), argnums=(0, 1, 2))(q, k, v),
-                               jax.grad(loss(0), argnums=(0, 1, 2))(q, k, v)):
-    np.testing.assert_allclose(g_blocked, g_full, rtol=1e-5, atol=1e-6)
+  loss = lambda f: lambda q, k, v: jnp.sum(jnp.sin(f(q, k, v)))
+  fast = lambda q, k, v: causal_attention(q, k, v, block)
+  np.testing.assert_allclose(fast(q, k, v), _plain_attention(q, k, v), rtol=1e-5, atol=1e-6)
+  for g_fast, g_plain in zip(jax.grad(loss(fast), argnums=(0, 1, 2))(q, k, v),
+                             jax.grad(loss(_plain_attention), argnums=(0, 1, 2))(q, k, v)):
+    np.testing.assert_allclose(g_fast, g_plain, rtol=1e-5, atol=1e-6)
   # Causality: changing the last position leaves every earlier output unchanged.
   v2 = v.at[:, :, -1].add(1.0)
-  np.testing.assert_allclose(causal_attention(q, k, v2, block)[:, :, :-1],
-                             causal_attention(q, k, v, block)[:, :, :-1], rtol=1e-6)
+  np.testing.assert_allclose(fast(q, k, v2)[:, :, :-1], fast(q, k, v)[:, :, :-1], rtol=1e-6)

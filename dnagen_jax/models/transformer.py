@@ -11,12 +11,50 @@ use 85 dims each).
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 from dnagen_jax import tokens
+
+
+def _probabilities(q: jax.Array, k: jax.Array, start: int) -> jax.Array:
+  """Softmax scores of queries start.. over keys 0..: q [b, h, n, d], k [b, h, m, d] -> [b, h, n, m] float32."""
+  s = jnp.einsum("bhqd,bhkd->bhqk", q, k).astype(jnp.float32)
+  # Static mask: key j is visible to query i when j <= i (numpy, folded at compile time).
+  visible = np.arange(k.shape[2])[None, :] <= np.arange(start, start + q.shape[2])[:, None]
+  return jax.nn.softmax(jnp.where(visible, s, -jnp.inf), axis=-1)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _attention_tile(q: jax.Array, k: jax.Array, v: jax.Array, start: int) -> jax.Array:
+  """Queries start .. start+n-1 attending to keys 0 .. m-1: q [b, h, n, d], k, v [b, h, m, d] -> [b, h, n, d]."""
+  return jnp.einsum("bhqk,bhkd->bhqd", _probabilities(q, k, start).astype(v.dtype), v)
+
+
+def _attention_tile_fwd(q, k, v, start):
+  p = _probabilities(q, k, start)
+  o = jnp.einsum("bhqk,bhkd->bhqd", p.astype(v.dtype), v)
+  return o, (q, k, v, p, o)
+
+
+def _attention_tile_bwd(start, res, do):
+  # The softmax gradient as flash attention writes it: ds = p * (dp - rowsum(do * o)).
+  # rowsum(do * o) runs over head_dim, not over the [n, m] scores (autodiff's
+  # sum(p * dp)), which saves one pass over the scores; masked p are exactly
+  # 0, so ds needs no mask either.
+  del start
+  q, k, v, p, o = res
+  dv = jnp.einsum("bhqk,bhqd->bhkd", p.astype(do.dtype), do)
+  dp = jnp.einsum("bhqd,bhkd->bhqk", do, v).astype(jnp.float32)
+  ds = (p * (dp - jnp.sum((do * o).astype(jnp.float32), axis=-1, keepdims=True))).astype(q.dtype)
+  return jnp.einsum("bhqk,bhkd->bhqd", ds, k), jnp.einsum("bhqk,bhqd->bhkd", ds, q), dv
+
+
+_attention_tile.defvjp(_attention_tile_fwd, _attention_tile_bwd)
 
 
 def causal_attention(q: jax.Array, k: jax.Array, v: jax.Array, block: int = 0) -> jax.Array:
@@ -32,18 +70,10 @@ def causal_attention(q: jax.Array, k: jax.Array, v: jax.Array, block: int = 0) -
   t = q.shape[2]
   q = q * (1.0 / np.sqrt(q.shape[-1])).astype(q.dtype)  # scale the small q, not the scores
   if block <= 0 or t <= block:
-    starts = [0]
     block = t
-  else:
-    starts = list(range(0, t, block))
-  outs = []
-  for start in starts:
-    stop = min(start + block, t)
-    s = jnp.einsum("bhqd,bhkd->bhqk", q[:, :, start:stop], k[:, :, :stop]).astype(jnp.float32)
-    # Static mask: key j is visible to query i when j <= i (numpy, folded at compile time).
-    visible = np.arange(stop)[None, :] <= np.arange(start, stop)[:, None]
-    probs = jax.nn.softmax(jnp.where(visible, s, -jnp.inf), axis=-1).astype(v.dtype)
-    outs.append(jnp.einsum("bhqk,bhkd->bhqd", probs, v[:, :, :stop]))
+  outs = [_attention_tile(q[:, :, start:start + block], k[:, :, :start + block],
+                          v[:, :, :start + block], start)
+          for start in range(0, t, block)]
   return outs[0] if len(outs) == 1 else jnp.concatenate(outs, axis=2)
 
 

@@ -83,8 +83,8 @@ def test_lm_shapes_and_time_major_layer():
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
-def test_whole_layer_vjp_matches_reference_cell(kind):
-  """lstm_layer / gru_layer (input projection inside the VJP): outputs and the
+def test_layer_matches_reference_cell(kind):
+  """lstm_layer / gru_layer (2-D projection, custom-VJP loop): outputs and the
   gradients of x, W_ih, b, W_hh (and b_hn) equal autodiff of the plain cell."""
   layer = _layer(kind)
   x = jax.random.normal(jax.random.PRNGKey(3), (T, B, IN))

@@ -1,16 +1,19 @@
 """Scanned LSTM and GRU language models (Flax NNX) with a hand-written backward pass.
 
-Each layer (`lstm_layer` / `gru_layer`, one custom VJP for the whole layer)
-runs the way fused RNN kernels (cuDNN, PyTorch's nn.LSTM) do:
-  1. the input projection of all time steps as one matrix product,
-     x [T*B, in] @ W_ih [in, G*H] -> [T, B, G*H];
-  2. a `jax.lax.scan` over time that does only h @ W_hh [H, G*H] and the gates,
-     and stores the gate activations for the backward pass;
-  3. a backward scan that does only dgates @ W_hh^T and the gate derivatives
-     per step; then dW_hh = sum_t h_{t-1}^T dgates_t, dW_ih, db and dx are
-     ONE 2-D matrix product each, after the loop (autodiff of a scan would
-     accumulate dW_hh with a small product per step, and autodiff of a 3-D
-     einsum made XLA:CPU copy and transpose dgates before each product).
+Each layer runs the way fused RNN kernels (cuDNN, PyTorch's nn.LSTM) do:
+  1. the input projection of all time steps as one 2-D matrix product
+     (`project`): x [T*B, in] @ W_ih [in, G*H] -> [T, B, G*H]; 2-D so that
+     autodiff forms dx and dW_ih as plain 2-D products (for a 3-D einsum
+     XLA:CPU copied and transposed the gradient first);
+  2. a `jax.lax.scan` over time that does only h @ W_hh [H, G*H], the bias
+     and the gates, and stores the gate activations for the backward pass;
+  3. a custom VJP for that loop (`lstm_recurrence` / `gru_recurrence`) whose
+     backward scan does only dgates @ W_hh^T and the gate derivatives per
+     step; dW_hh = sum_t h_{t-1}^T dgates_t and db are then ONE product /
+     sum each, after the loop (autodiff of a scan would accumulate dW_hh with
+     a small product per step).
+`RecurrentLM` skips step 1 for its first layer: with 8 tokens, the
+embedding's projection is a lookup in an [8, G*H] table (E @ W_ih).
 Gate order and equations follow PyTorch's `nn.LSTM` / `nn.GRU`, so the two can
 be compared weight for weight (G = 4 for LSTM: i, f, g, o; G = 3 for GRU: r, z, n).
 `lstm_cell` / `gru_cell` are the plain one-step cells: the reference the fast

@@ -1,4 +1,4 @@
-"""Tiny configs shared by tests: seconds, not minutes."""
+"""Tiny configs and shared test data: seconds, not minutes."""
 
 import os
 import subprocess
@@ -7,6 +7,10 @@ import sys
 from configs import default
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# The study's column names; every row in these tests is made up.
+HEADER = ",".join(["NCBIGeneID", "Symbol", "Description", "GeneType", "GeneGroupIdentifier",
+                   "GeneGroupMethod", "NucleotideSequence"]) + "\n"
 
 
 def tiny_config(tfds_dir: str, name: str = "lstm"):

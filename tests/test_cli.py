@@ -2,11 +2,7 @@
 
 import pytest
 
-from tests.helpers import overrides, run_main, tiny_config
-
-# The study's column names; every row in these tests is made up.
-HEADER = ",".join(["NCBIGeneID", "Symbol", "Description", "GeneType", "GeneGroupIdentifier",
-                   "GeneGroupMethod", "NucleotideSequence"]) + "\n"
+from tests.helpers import HEADER, overrides, run_main, tiny_config
 
 
 def _files_args(tfds_dir, path):

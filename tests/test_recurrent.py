@@ -84,7 +84,7 @@ def test_lm_shapes_and_time_major_layer():
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 def test_layer_matches_reference_cell(kind):
-  """lstm_layer / gru_layer (2-D projection, custom-VJP loop): outputs and the
+  """project + lstm_recurrence / gru_recurrence, as RecurrentLayer composes them: outputs and the
   gradients of x, W_ih, b, W_hh (and b_hn) equal autodiff of the plain cell."""
   layer = _layer(kind)
   x = jax.random.normal(jax.random.PRNGKey(3), (T, B, IN))
@@ -99,7 +99,8 @@ def test_layer_matches_reference_cell(kind):
       return jax.lax.scan(lambda c, g: recurrent.lstm_cell(c, g, w_hh), (h0, h0), gx)[1]
     return jax.lax.scan(lambda h, g: recurrent.gru_cell(h, g, w_hh, b_hn[0]), h0, gx)[1]
 
-  fast = {"lstm": recurrent.lstm_layer, "gru": recurrent.gru_layer}[kind]
+  recurrence = {"lstm": recurrent.lstm_recurrence, "gru": recurrent.gru_recurrence}[kind]
+  fast = lambda x, w_ih, *rest: recurrence(recurrent.project(x, w_ih), *rest)
   y_ref, vjp_ref = jax.vjp(reference, x, *params)
   y, vjp = jax.vjp(fast, x, *params)
   np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-6)

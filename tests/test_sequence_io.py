@@ -8,10 +8,7 @@ import pytest
 from dnagen_jax import sequence_io
 from dnagen_jax import tokens
 from dnagen_jax.errors import UserError
-
-# The study's column names; every row in these tests is made up.
-HEADER = ",".join(["NCBIGeneID", "Symbol", "Description", "GeneType", "GeneGroupIdentifier",
-                   "GeneGroupMethod", "NucleotideSequence"]) + "\n"
+from tests.helpers import HEADER
 
 
 def write(path, text, gz=False):

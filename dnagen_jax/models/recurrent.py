@@ -213,16 +213,6 @@ def project(x, w_ih):
   return (x.reshape(t * batch, -1) @ w_ih).reshape(t, batch, -1)
 
 
-def lstm_layer(x, w_ih, b, w_hh):
-  """One LSTM layer from zero state: x [T, B, in], w_ih [in, 4H], b [4H], w_hh [H, 4H] -> hs [T, B, H]."""
-  return lstm_recurrence(project(x, w_ih), b, w_hh)
-
-
-def gru_layer(x, w_ih, b, w_hh, b_hn):
-  """One GRU layer from zero state: x [T, B, in], w_ih [in, 3H], b [3H], w_hh [H, 3H], b_hn [H] -> hs [T, B, H]."""
-  return gru_recurrence(project(x, w_ih), b, w_hh, b_hn)
-
-
 # ---------------------------------------------------------------- modules
 
 class RecurrentLayer(nnx.Module):
@@ -303,6 +293,7 @@ class RecurrentLM(nnx.Module):
     # activations) is re-run in the backward pass.
     remat = nnx.remat if self.remat else (lambda f: f)
     x = remat(_recurrence)(first, gx)
+    apply = remat(_time_major_layer)
     for layer in self.layers[1:]:
-      x = remat(_time_major_layer)(layer, x)
+      x = apply(layer, x)
     return jnp.swapaxes(self.head(x.astype(jnp.float32)), 0, 1)

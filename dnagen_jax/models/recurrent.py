@@ -122,21 +122,27 @@ def _w_hh_grad(hs, dg):
 # ---------------------------------------------------------------- GRU
 
 def _gru_forward(gx, b, w_hh, b_hn, unroll):
-  """gx [T, B, 3H] -> hs [T, B, H] and residuals [T, B, 4H]: r, z, n and hn + b_hn."""
+  """gx [T, B, 3H] -> hs [T, B, H] and residuals [T, B, 4H]: r, z, n and hn + b_hn.
+
+  The loop reads the three gate inputs as separate [T, B, H] arrays (one
+  split before it): reading column slices of the per-step [B, 3H] slice of
+  gx made XLA:CPU emit the fused gate arithmetic without vectorisation,
+  ~0.6 ms a step at [64, 512], 8x the gates' cost in this form.
+  """
   hidden = w_hh.shape[0]
 
-  def step(h, g):
+  def step(h, xs):
+    xr, xz, xn = xs
     gh = h @ w_hh
-    g = g + b  # the input bias, fused here (see _lstm_forward)
-    rz = jax.nn.sigmoid(g[:, :2 * hidden] + gh[:, :2 * hidden])
-    r, z = rz[:, :hidden], rz[:, hidden:]
+    r = jax.nn.sigmoid(xr + gh[:, :hidden] + b[:hidden])
+    z = jax.nn.sigmoid(xz + gh[:, hidden:2 * hidden] + b[hidden:2 * hidden])
     hn = gh[:, 2 * hidden:] + b_hn
-    n = jnp.tanh(g[:, 2 * hidden:] + r * hn)
+    n = jnp.tanh(xn + b[2 * hidden:] + r * hn)
     h = (1.0 - z) * n + z * h
-    return h, (h, jnp.concatenate([rz, n, hn], axis=-1))
+    return h, (h, jnp.concatenate([r, z, n, hn], axis=-1))
 
   h0 = jnp.zeros(gx.shape[1:2] + (hidden,), gx.dtype)
-  _, (hs, res) = jax.lax.scan(step, h0, gx, unroll=unroll)
+  _, (hs, res) = jax.lax.scan(step, h0, tuple(jnp.split(gx, 3, axis=-1)), unroll=unroll)
   return hs, res
 
 

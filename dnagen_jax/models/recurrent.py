@@ -27,6 +27,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from dnagen_jax import tokens
+from dnagen_jax.models.matmul import matmul
 
 # Time steps per loop iteration. On CPU the loop's own cost is ~1 us a step
 # (the matmul and gate fusions dominate); measured side by side, unroll 1 was
@@ -211,12 +212,13 @@ gru_recurrence.defvjp(_gru_recurrence_fwd, _gru_recurrence_bwd)
 def project(x, w_ih):
   """x [T, B, in] @ w_ih [in, G*H] -> [T, B, G*H] as one 2-D matmul.
 
-  2-D on purpose: autodiff then forms dx = dgx @ W_ih^T and dW_ih = x^T @ dgx
-  as plain 2-D products; for the 3-D form XLA:CPU copied and transposed the
-  [T, B, G*H] gradient before each product.
+  2-D on purpose: the gradients dx = dgx @ W_ih^T and dW_ih = x^T @ dgx are
+  then plain 2-D products; for the 3-D form XLA:CPU copied and transposed the
+  [T, B, G*H] gradient before each product. `matmul` picks the faster CPU
+  kernel for each of the three products.
   """
   t, batch, _ = x.shape
-  return (x.reshape(t * batch, -1) @ w_ih).reshape(t, batch, -1)
+  return matmul(x.reshape(t * batch, -1), w_ih).reshape(t, batch, -1)
 
 
 # ---------------------------------------------------------------- modules
@@ -291,7 +293,7 @@ class RecurrentLM(nnx.Module):
     table = self.embed.embedding[...].astype(first.dtype) @ w_ih            # [V, G*H]
     # Time-major throughout: only the small logits [T, B, V] are transposed back.
     one_hot = jax.nn.one_hot(inputs.T, tokens.VOCAB_SIZE, dtype=first.dtype)  # [T, B, V]
-    gx = project(one_hot, table)
+    gx = (one_hot.reshape(-1, tokens.VOCAB_SIZE) @ table).reshape(t, inputs.shape[0], -1)
     if self.pos is not None:
       pos = self.pos.embedding[...][:t].astype(first.dtype) @ w_ih           # [T, G*H]
       gx = gx + pos[:, None]

@@ -19,6 +19,7 @@ import numpy as np
 from flax import nnx
 
 from dnagen_jax import tokens
+from dnagen_jax.models.matmul import dense
 
 
 def _probabilities(q: jax.Array, k: jax.Array, start: int) -> jax.Array:
@@ -88,10 +89,10 @@ class CausalSelfAttention(nnx.Module):
   def __call__(self, x: jax.Array, seq_len: int) -> jax.Array:
     b = x.shape[0] // seq_len
     # One transpose of the small q/k/v to head-major [3, b, heads, t, head_dim].
-    qkv = self.qkv(x).reshape(b, seq_len, 3, self.heads, self.head_dim)
+    qkv = dense(self.qkv, x).reshape(b, seq_len, 3, self.heads, self.head_dim)
     qkv = jnp.transpose(qkv, (2, 0, 3, 1, 4))
     y = causal_attention(qkv[0], qkv[1], qkv[2], self.block)
-    return self.out(jnp.transpose(y, (0, 2, 1, 3)).reshape(b * seq_len, self.heads * self.head_dim))
+    return dense(self.out, jnp.transpose(y, (0, 2, 1, 3)).reshape(b * seq_len, self.heads * self.head_dim))
 
 
 class Block(nnx.Module):
@@ -108,7 +109,7 @@ class Block(nnx.Module):
 
   def __call__(self, x: jax.Array, seq_len: int) -> jax.Array:
     x = x + self.attn(self.ln1(x), seq_len)
-    return x + self.fc2(jax.nn.relu(self.fc1(self.ln2(x))))
+    return x + dense(self.fc2, jax.nn.relu(dense(self.fc1, self.ln2(x))))
 
 
 def _apply_block(block: Block, x: jax.Array, seq_len: int) -> jax.Array:

@@ -19,16 +19,25 @@ _POSITIVE = [("model", "embed_dim"), ("model", "hidden_dim"), ("model", "num_lay
              ("train", "log_every"), ("train", "checkpoint_every"), ("train", "eval_batch_size")]
 
 
+def _field(config, block: str, field: str):
+  """config.block.field, or a one-line UserError naming it when an (older) config file lacks it."""
+  try:
+    return config[block][field]
+  except (KeyError, AttributeError):
+    raise UserError(f"config.{block}.{field} is missing; config files should start from "
+                    "configs/default.py's get_config() (see configs/)") from None
+
+
 def validate(config) -> None:
-  """Raises a one-line UserError for the first bad value."""
+  """Raises a one-line UserError for the first bad or missing value."""
   for (block, field), choices in _CHOICES.items():
-    value = config[block][field]
+    value = _field(config, block, field)
     if value not in choices:
       raise UserError(f"config.{block}.{field}={value!r} must be one of {', '.join(choices)}")
   for block, field in _POSITIVE:
-    if config[block][field] <= 0:
+    if _field(config, block, field) <= 0:
       raise UserError(f"config.{block}.{field}={config[block][field]} must be positive")
-  if config.model.get("attention_block", 0) < 0:
+  if _field(config, "model", "attention_block") < 0:
     raise UserError(f"config.model.attention_block={config.model.attention_block} must be 0 "
                     "(full attention) or a positive block size")
   buckets = list(config.data.length_buckets)

@@ -41,3 +41,15 @@ def test_eval_needs_a_trained_workdir(tmp_path):
   proc = run_main("--mode=eval", f"--workdir={tmp_path / 'empty'}", f"--eval_file={genes}")
   lines = proc.stderr.strip().splitlines()
   assert proc.returncode == 2 and len(lines) == 1 and "no trained model here" in lines[0]
+
+
+def test_config_file_missing_a_field(tmp_path):
+  """An older config file without a field the code reads: one line naming the field."""
+  old = tmp_path / "old_config.py"
+  old.write_text("from configs import default\n\n\ndef get_config():\n"
+                 "  config = default.get_config()\n"
+                 "  del config.model['attention_block']\n  return config\n")
+  proc = run_main(f"--config={old}", f"--workdir={tmp_path / 'w'}")
+  lines = proc.stderr.strip().splitlines()
+  assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+  assert "config.model.attention_block is missing" in lines[0]

@@ -59,12 +59,14 @@ def _plain_attention(q, k, v):
   return jnp.einsum("bhqk,bhkd->bhqd", jax.nn.softmax(s, axis=-1), v)
 
 
-@pytest.mark.parametrize("t,block", [(37, 8), (64, 16), (20, 32), (20, 0)])
-def test_causal_attention_matches_plain_softmax(t, block):
+@pytest.mark.parametrize("t,block,batch", [(37, 8, 2), (64, 16, 2), (20, 32, 2), (20, 0, 2), (21, 8, 16)])
+def test_causal_attention_matches_plain_softmax(t, block, batch):
   """Blocked attention with its hand-written VJP (only the lower-triangular
-  tiles) = autodiff of the full masked T x T softmax: outputs and gradients."""
+  tiles; probabilities recomputed in the backward pass) = autodiff of the
+  full masked T x T softmax: outputs and gradients. batch 16 = 2 per test
+  device, so the CPU loop runs with sequences of every device side by side."""
   from dnagen_jax.models.transformer import causal_attention  # pylint: disable=g-import-not-at-top
-  q, k, v = jax.random.normal(jax.random.key(0), (3, 2, 3, t, 5))
+  q, k, v = jax.random.normal(jax.random.key(0), (3, batch, 3, t, 5))
   loss = lambda f: lambda q, k, v: jnp.sum(jnp.sin(f(q, k, v)))
   fast = lambda q, k, v: causal_attention(q, k, v, block)
   np.testing.assert_allclose(fast(q, k, v), _plain_attention(q, k, v), rtol=1e-5, atol=1e-6)
@@ -74,6 +76,20 @@ def test_causal_attention_matches_plain_softmax(t, block):
   # Causality: changing the last position leaves every earlier output unchanged.
   v2 = v.at[:, :, -1].add(1.0)
   np.testing.assert_allclose(fast(q, k, v2)[:, :, :-1], fast(q, k, v)[:, :, :-1], rtol=1e-6)
+
+
+def test_attention_whole_batch_form_matches_plain_softmax():
+  """The form GPU and TPU run (the tile functions on the whole [b, h, t, d]
+  batch, no CPU loop) = autodiff of the plain softmax: outputs and gradients."""
+  from dnagen_jax.models import transformer  # pylint: disable=g-import-not-at-top
+  q, k, v, do = jax.random.normal(jax.random.key(1), (4, 2, 3, 19, 5))
+  qs = q / np.sqrt(q.shape[-1])
+  o, lse = transformer._forward(qs, k, v, 8)  # pylint: disable=protected-access
+  expected, vjp = jax.vjp(_plain_attention, q, k, v)
+  np.testing.assert_allclose(o, expected, rtol=1e-5, atol=1e-6)
+  dq, dk, dv = transformer._backward(qs, k, v, o, lse, do, 8)  # pylint: disable=protected-access
+  for got, want in zip((dq / np.sqrt(q.shape[-1]), dk, dv), vjp(do)):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
 def test_matmul_matches_plain_dot():

@@ -202,7 +202,7 @@ def longest_fitting(config, batch_size: int, gib: list[float], remat: bool,
   """Longest seq_len (multiple of 256) whose train step fits in each size of device memory.
 
   Bytes are fitted exactly as a + b T + c T^2 through three compiled probes
-  (LSTM/GRU memory is linear in T, attention scores quadratic), solved for
+  (memory is mostly linear in T; attention score tiles add a T^2 term), solved for
   each size, and the answer is then checked by compiling at that length.
   """
   ts = np.asarray(probe, float)

@@ -83,12 +83,12 @@ def _per_sequence(fn, *arrays):
   One sequence and head at a time, XLA:CPU's 2-D products find their
   operands and scores in cache; on the whole batch at once the [b, h, 128, t]
   scores of a block (100 MB at batch 64) go through memory between the
-  product, the softmax and p @ v. Measured on paper_transformer (batch
-  64 x 1024, alternating in one process): training 1.22x and scoring 1.44x
-  the whole-batch form. The loop runs over (b / n) * h steps with the n
-  devices' sequences side by side in each, so that the batch stays split
-  over devices (no collective in the compiled step). GPU and TPU run the
-  whole batch at once.
+  product, the softmax and p @ v. On paper_transformer (batch 64 x 1024)
+  scoring went from 0.93x to 1.10-1.18x PyTorch (README "Speed"); training
+  stayed within this machine's noise (0.81-0.90x, from 0.82x). The loop
+  runs over (b / n) * h steps with the n devices' sequences side by side in
+  each, so that the batch stays split over devices (no collective in the
+  compiled step). GPU and TPU run the whole batch at once.
   """
   def looped(*xs):
     b, h = xs[0].shape[:2]

@@ -35,10 +35,12 @@ def validate(config) -> None:
     if value not in choices:
       raise UserError(f"config.{block}.{field}={value!r} must be one of {', '.join(choices)}")
   for block, field in _POSITIVE:
-    if _field(config, block, field) <= 0:
-      raise UserError(f"config.{block}.{field}={config[block][field]} must be positive")
-  if _field(config, "model", "attention_block") < 0:
-    raise UserError(f"config.model.attention_block={config.model.attention_block} must be 0 "
+    value = _field(config, block, field)
+    if value <= 0:
+      raise UserError(f"config.{block}.{field}={value} must be positive")
+  attention_block = _field(config, "model", "attention_block")
+  if attention_block < 0:
+    raise UserError(f"config.model.attention_block={attention_block} must be 0 "
                     "(full attention) or a positive block size")
   buckets = list(config.data.length_buckets)
   if not buckets or buckets != sorted(buckets):

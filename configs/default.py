@@ -26,7 +26,8 @@ def get_data_config() -> ml_collections.ConfigDict:
   data.synthetic_alpha = 1.0       # synthetic: Dirichlet concentration (lower = more predictable)
   data.synthetic_seed = 0          # synthetic: seed of the chain and of the genes
   data.synthetic_sizes = (3000, 300, 300)  # synthetic: genes in train / validation / test
-  data.length_buckets = (256, 512, 1024)   # pad each batch up to the first bucket that fits (tokens incl. BOS)
+  data.length_buckets = (256, 512, 1024)   # pad each batch up to the first bucket that fits (tokens incl. BOS); one compiled shape each
+  data.sort_noise = 25.0           # batches of genes sorted by length + Uniform[0, sort_noise) nucleotides (0 = strict sort)
   return data
 
 
@@ -40,6 +41,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.hidden_dim = 128        # recurrent units per layer (lstm/gru)
   config.model.num_layers = 1          # stacked recurrent or transformer layers
   config.model.position_embedding = False  # add a learned position embedding (the study's LSTM had one)
+  config.model.init = "pytorch"        # lstm/gru initialisation: 'pytorch' (nn.Embedding N(0,1), nn.LSTM/nn.Linear uniform biases) or 'flax' (Flax defaults, zero biases)
   config.model.max_len = 1024          # longest input in tokens (BOS + 1023 nucleotides, as in the study)
   config.model.num_heads = 3           # transformer: attention heads
   config.model.head_dim = 0            # transformer: width per head (0 = embed_dim // num_heads)

@@ -13,6 +13,7 @@ _CHOICES = {
     ("train", "schedule"): ("constant", "cosine"),
     ("data", "source"): ("synthetic", "files"),
     ("data", "unknown_policy"): ("error", "n", "skip"),
+    ("model", "init"): ("pytorch", "flax"),
 }
 _POSITIVE = [("model", "embed_dim"), ("model", "hidden_dim"), ("model", "num_layers"),
              ("model", "max_len"), ("train", "batch_size"), ("train", "eval_every"),
@@ -45,6 +46,9 @@ def validate(config) -> None:
   cpu_kernel = _field(config, "model", "cpu_kernel")
   if not isinstance(cpu_kernel, bool):
     raise UserError(f"config.model.cpu_kernel={cpu_kernel!r} must be True or False")
+  sort_noise = _field(config, "data", "sort_noise")
+  if sort_noise < 0:
+    raise UserError(f"config.data.sort_noise={sort_noise} must be >= 0 (nucleotides)")
   buckets = list(config.data.length_buckets)
   if not buckets or buckets != sorted(buckets):
     raise UserError(f"config.data.length_buckets={tuple(buckets)} must be increasing")
@@ -54,17 +58,56 @@ def validate(config) -> None:
                       f"config.model.max_len is {config.model.max_len}")
 
 
+# The fields that decide what a run learns: a workdir resumes only under the
+# same values. Everything else (where data is stored, remat, the CPU kernel,
+# the compute dtype, bucket shapes, batching noise, evaluation batch size,
+# logging and checkpoint cadence, time limits) may change between sessions,
+# e.g. to resume on another node, a GPU, or under a tighter memory budget.
+RESUME_FIELDS = {
+    "model": ("name", "embed_dim", "hidden_dim", "num_layers", "position_embedding", "max_len",
+              "num_heads", "head_dim", "mlp_dim", "init", "ngram_order", "ngram_smoothing",
+              "ngram_k", "ngram_kn_lower_discounts"),
+    "data": ("source", "files", "min_length", "max_length", "unknown_policy", "val_fraction",
+             "test_fraction", "synthetic_order", "synthetic_alpha", "synthetic_seed",
+             "synthetic_sizes"),
+}
+
+# Fields added after workdirs were first written, with the value those earlier
+# runs used: an older config.json is read as if it held them.
+LEGACY_DEFAULTS = {
+    ("model", "init"): "flax",
+    ("data", "sort_noise"): 0.0,
+}
+
+
+def complete_workdir_config(config: dict) -> dict:
+  """A workdir's config.json dict with LEGACY_DEFAULTS filled in where absent."""
+  for (block, field), value in LEGACY_DEFAULTS.items():
+    config.setdefault(block, {}).setdefault(field, value)
+  return config
+
+
+def _norm(value):
+  """JSON round-trips tuples as lists: compare them alike."""
+  return list(value) if isinstance(value, tuple) else value
+
+
 def write_or_check_workdir_config(config, workdir: str) -> None:
-  """Writes config.json, or checks that the workdir trains the same model and data."""
+  """Writes config.json, or checks that the workdir trains the same model and data.
+
+  Only RESUME_FIELDS are compared; the new config.json then records the
+  values of this session.
+  """
   path = os.path.join(workdir, "config.json")
   new = json.loads(config.to_json_best_effort())
   if os.path.exists(path):
     with open(path) as f:
-      old = json.load(f)
+      old = complete_workdir_config(json.load(f))
     for block, what in (("model", "a different model"), ("data", "a different data set")):
-      if old.get(block) != new[block]:
-        diffs = [f"{k}: {old.get(block, {}).get(k)!r} -> {v!r}" for k, v in new[block].items()
-                 if old.get(block, {}).get(k) != v]
+      diffs = [f"{block}.{k}: {_norm(old[block].get(k))!r} -> {_norm(new[block].get(k))!r}"
+               for k in RESUME_FIELDS[block]
+               if _norm(old[block].get(k)) != _norm(new[block].get(k))]
+      if diffs:
         raise UserError(f"{workdir} holds a run of {what} ({'; '.join(diffs[:3])}); "
                         f"use a new --workdir or the original config")
   tmp = path + ".tmp"

@@ -45,12 +45,11 @@ class NeuralScorer(scoring.Scorer):
   """Scores genes with a neural model's parameters on every local device."""
 
   def __init__(self, config, graphdef, params, mesh):
+    """`params` may be replaced later (training validates with one scorer throughout)."""
     self.config, self.graphdef, self.mesh = config, graphdef, mesh
     self.name = config.model.name
     self.params = params
-    self._eval = jax.jit(lambda p, b: steps.eval_step(graphdef, p, b),
-                         in_shardings=(mesh_utils.replicated(mesh), mesh_utils.batch_sharded(mesh)),
-                         out_shardings=mesh_utils.replicated(mesh))
+    self._eval = steps.jit_eval_step(graphdef, mesh)
 
   @classmethod
   def load(cls, workdir: str) -> "NeuralScorer":

@@ -126,22 +126,27 @@ def make_batch(seqs: list[str], length: int, batch_size: int | None = None) -> d
 
 
 class TrainBatches:
-  """Endless, seeded, length-bucketed training batches; step s -> batch s.
+  """Endless, seeded, length-sorted training batches; step s -> batch s.
 
-  Each epoch is a fresh permutation of the train split (grain's shuffle,
-  seeded by epoch). Within windows of `sort_window` batches, genes are sorted
-  by length so that a batch pads only to its own bucket; the order of batches
-  inside a window is then shuffled too. The iterator is a grain
-  `DatasetIterator`, whose `get_state()` is checkpointed.
+  The plan is the one users write by hand for recurrent nets: each epoch,
+  every train gene gets the key length + Uniform[0, sort_noise) (seeded by
+  epoch), the genes are sorted by that key and cut into batches of
+  `batch_size`, and the batch order is shuffled. So a batch holds genes of
+  about one length and pads only to its own longest gene, rounded up to the
+  first of `length_buckets` that fits (fine buckets: little padding; each
+  bucket is one compiled shape). The noise varies which genes meet in a batch
+  from epoch to epoch. The last len(train) % batch_size genes of an epoch's
+  order sit that epoch out. The iterator is a grain `DatasetIterator`, whose
+  `get_state()` is checkpointed.
   """
 
-  def __init__(self, data_config, batch_size: int, seed: int, sort_window: int = 32):
+  def __init__(self, data_config, batch_size: int, seed: int):
     self.src = data_source(data_config, "train")
     self.lengths = np.asarray([self.src[i]["length"] for i in range(len(self.src))])
     self.batch_size, self.seed = batch_size, seed
     self.buckets = tuple(data_config.length_buckets)
+    self.sort_noise = float(data_config.sort_noise)
     self.batches_per_epoch = max(1, len(self.src) // batch_size)
-    self.sort_window = sort_window
     self._plan = (-1, None)
     n = len(self.src)
     self.nucleotides_per_epoch = int(
@@ -152,14 +157,16 @@ class TrainBatches:
     order = np.asarray(grain.MapDataset.range(len(self.src)).shuffle(seed=self.seed + 7919 * epoch))
     order = order[: self.batches_per_epoch * self.batch_size]
     rng = np.random.default_rng([self.seed, epoch])
-    window = self.sort_window * self.batch_size
-    plan = []
-    for start in range(0, len(order), window):
-      chunk = order[start:start + window]
-      chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
-      batches = chunk.reshape(-1, self.batch_size)
-      plan.extend(batches[rng.permutation(len(batches))])
-    return np.stack(plan)
+    key = self.lengths[order] + rng.uniform(0.0, self.sort_noise, len(order))
+    batches = order[np.argsort(key, kind="stable")].reshape(-1, self.batch_size)
+    return batches[rng.permutation(len(batches))]
+
+  def padded_fraction(self, epoch: int = 0) -> float:
+    """Share of the tokens of `epoch`'s batches that are padding (0 = none)."""
+    plan = self._epoch_plan(epoch)
+    real = np.minimum(self.lengths[plan], self.buckets[-1])
+    shapes = np.asarray([bucket_length(int(m), self.buckets) for m in real.max(axis=1)])
+    return float(1.0 - real.sum() / (shapes * self.batch_size).sum())
 
   def _batch(self, step: int) -> dict:
     epoch, i = divmod(step, self.batches_per_epoch)

@@ -12,9 +12,10 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 
-def make_mesh() -> Mesh:
+def make_mesh(devices=None) -> Mesh:
+  """A 'data' mesh over `devices` (default: every device of every process)."""
   # Mesh(...) directly: jax.make_mesh's Explicit axes break embedding lookups.
-  return Mesh(np.asarray(jax.devices()), ("data",))
+  return Mesh(np.asarray(jax.devices() if devices is None else devices), ("data",))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:

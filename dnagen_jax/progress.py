@@ -2,12 +2,16 @@
 
 Train metrics stay on the device between log points (no per-step host sync);
 at each log point one line shows step, loss, perplexity, nucleotides/s and
-time left, and one JSON line is appended to metrics.jsonl. The first step's
-time (compilation) is reported apart so that it never skews nucleotides/s.
+time left, and one JSON line is appended to metrics.jsonl. Time outside the
+compiled steps is accounted by kind (`timed`): compilation (the first step of
+each new batch shape), host work (next batch, transfer), validation and
+checkpoints. The progress line's nucleotides/s leaves compilation, validation
+and checkpoints out; `timings` keeps every kind for the end-to-end figures.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import math
@@ -30,32 +34,42 @@ def _hms(seconds: float) -> str:
 class Logger:
   """Accumulates train metrics between log points and writes them out."""
 
+  # Kinds of time kept out of the progress line's nucleotides/s.
+  PAUSES = ("compile", "validation", "checkpoint")
+
   def __init__(self, workdir: str, total_steps: int, start_step: int, nucleotides_seen: int):
     self.path = os.path.join(workdir, "metrics.jsonl")
     self.total_steps, self.start_step = total_steps, start_step
     self.nucleotides_seen = nucleotides_seen
+    self.tokens_seen = 0  # this session's padded tokens (real + padding)
     self._t0 = time.time()
     self._steady_time, self._steady_nt = 0.0, 0
+    self.timings = {"compile": 0.0, "host": 0.0, "validation": 0.0, "checkpoint": 0.0}
     self._reset(start_step)
-    self.compile_s = None
 
   def _reset(self, step: int) -> None:
     self._nll = 0.0
     self._count = 0
-    self._since, self._since_step = time.time(), step
-    self._checked_nll = None
+    self._since, self._since_step, self._paused = time.time(), step, 0.0
 
-  def train_step(self, step: int, metrics: dict, nucleotides: int) -> None:
+  @contextlib.contextmanager
+  def timed(self, kind: str):
+    """Adds the wall time of the `with` block to timings[kind]."""
+    t0 = time.time()
+    try:
+      yield
+    finally:
+      dt = time.time() - t0
+      self.timings[kind] += dt
+      if kind in self.PAUSES:
+        self._paused += dt
+
+  def train_step(self, step: int, metrics: dict, nucleotides: int, tokens: int = 0) -> None:
+    """Adds one step's metrics; `nucleotides` real targets out of `tokens` padded ones."""
     self._nll = self._nll + metrics["nll"]  # stays on device: no sync per step
     self._count += nucleotides
     self.nucleotides_seen += nucleotides
-    if self.compile_s is None:
-      jax.block_until_ready(metrics["nll"])
-      self.compile_s = time.time() - self._since
-      print(f"first step (compilation included) took {self.compile_s:.1f}s", flush=True)
-      self._nll, self._count = float(self._nll), 0
-      self._since, self._since_step = time.time(), step
-      self._nll = 0.0
+    self.tokens_seen += tokens
 
   def check_finite(self, step: int) -> None:
     """Raises NonFiniteLoss if any step since the last log point gave NaN/inf."""
@@ -65,8 +79,8 @@ class Logger:
 
   def flush_train(self, step: int) -> None:
     self.check_finite(step)
-    elapsed = time.time() - self._since
-    if self._count == 0 or step == self._since_step:
+    elapsed = time.time() - self._since - self._paused
+    if self._count == 0 or step == self._since_step or elapsed <= 0:
       return
     loss = float(self._nll) / self._count
     rate = self._count / max(elapsed, 1e-9)
@@ -79,8 +93,18 @@ class Logger:
           f"elapsed, {_hms(left)} left", flush=True)
     self._write({"step": step, "split": "train", "loss": loss, "perplexity": safe_exp(loss),
                  "bits_per_nucleotide": loss / math.log(2), "nucleotides_seen": self.nucleotides_seen,
-                 "nucleotides_per_s": rate, "time_s": self.elapsed()})
+                 "nucleotides_per_s": rate, "time_s": self.elapsed(),
+                 "tokens_seen": self.tokens_seen, **self._timing_fields()})
     self._reset(step)
+
+  def _timing_fields(self) -> dict:
+    return {f"{k}_s": v for k, v in self.timings.items()}
+
+  def write_timings(self, step: int) -> None:
+    """One metrics.jsonl line with this session's time by kind, at the end of a session."""
+    self._write({"step": step, "split": "timings", "time_s": self.elapsed(),
+                 "nucleotides_seen": self.nucleotides_seen, "tokens_seen": self.tokens_seen,
+                 **self._timing_fields()})
 
   def validation(self, step: int, result: dict) -> None:
     print(f"step {step}/{self.total_steps} | validation perplexity {result['perplexity']:.4f} | "
@@ -89,7 +113,6 @@ class Logger:
                  "perplexity": result["perplexity"],
                  "bits_per_nucleotide": result["bits_per_nucleotide"],
                  "nucleotides_seen": self.nucleotides_seen, "time_s": self.elapsed()})
-    self._since = time.time()  # keep validation time out of nt/s
 
   def elapsed(self) -> float:
     return time.time() - self._t0

@@ -20,6 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
+from dnagen_jax import config_check
 from dnagen_jax.errors import UserError
 
 
@@ -78,7 +79,7 @@ def read_workdir_config(workdir: str) -> dict:
   if not os.path.exists(path):
     raise UserError(f"{workdir}: no trained model here (config.json missing); train one with --mode=train first")
   with open(path) as f:
-    return json.load(f)
+    return config_check.complete_workdir_config(json.load(f))
 
 
 def load_scorer(workdir: str) -> Scorer:

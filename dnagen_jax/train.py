@@ -13,7 +13,6 @@ import json
 import math
 import os
 import signal
-import time
 
 import jax
 import ml_collections
@@ -99,11 +98,12 @@ def _train(config, workdir: str, flag: dict) -> dict:
     checkpoints.load_state_tree(model, optimizer, tree)
     print(f"resuming from step {meta['step']} in {workdir}", flush=True)
 
+  model_def = nnx.graphdef(model)
   graphdef, state = nnx.split((model, optimizer))
   state = jax.device_put(state, mesh_utils.replicated(mesh))
-  jit_step = jax.jit(lambda s, b: steps.train_step(graphdef, s, b), donate_argnums=0,
-                     in_shardings=(mesh_utils.replicated(mesh), mesh_utils.batch_sharded(mesh)),
-                     out_shardings=mesh_utils.replicated(mesh))
+  jit_step = steps.jit_train_step(graphdef, mesh)
+  # One scorer for every validation: its compiled eval programs are reused.
+  val_scorer = evaluate.NeuralScorer(config, model_def, None, mesh)
   it = data.iterator()
   if meta["data"] is not None:
     it.set_state(meta["data"])
@@ -112,20 +112,25 @@ def _train(config, workdir: str, flag: dict) -> dict:
                         nucleotides_seen=meta["nucleotides_seen"])
   name = config.model.name
   print(f"{name}: {n_params:,} parameters | {mesh.size} device(s) | {total_steps} steps "
-        f"({data.batches_per_epoch} per epoch, batch {tc.batch_size})", flush=True)
+        f"({data.batches_per_epoch} per epoch, batch {tc.batch_size}, "
+        f"{100 * data.padded_fraction():.0f}% padding)", flush=True)
 
   def current_meta(step):
     return dict(meta, step=step, data=it.get_state(), nucleotides_seen=log.nucleotides_seen,
                 elapsed_s=meta["elapsed_s"] + log.elapsed())
 
   def save(step, best=False):
-    model_, opt_ = nnx.merge(graphdef, state)
-    ckpts.save(step, checkpoints.state_tree(model_, opt_), current_meta(step), best=best)
+    """Checks the loss since the last check is finite, then saves (async)."""
+    with log.timed("checkpoint"):
+      log.check_finite(step)
+      model_, opt_ = nnx.merge(graphdef, state)
+      ckpts.save(step, checkpoints.state_tree(model_, opt_), current_meta(step), best=best)
 
   def validate(step):
-    model_, _ = nnx.merge(graphdef, state)
-    g, p = nnx.split(model_)
-    result = evaluate.NeuralScorer(config, g, p, mesh).perplexity(val_seqs)
+    with log.timed("validation"):
+      model_, _ = nnx.merge(graphdef, state)
+      val_scorer.params = nnx.state(model_)
+      result = val_scorer.perplexity(val_seqs)
     loss = result["bits_per_nucleotide"] * math.log(2)  # nats per nucleotide
     log.validation(step, result)
     if loss < meta["best_val_loss"]:
@@ -136,18 +141,27 @@ def _train(config, workdir: str, flag: dict) -> dict:
 
   step = meta["step"]
   stopped_early = bool(tc.patience and meta["bad_evals"] >= tc.patience)  # a finished run, rerun
+  shapes_seen = set()
   try:
     while step < total_steps and not stopped_early:
       if flag["signal"] is not None:
-        log.check_finite(step)
         save(step)
         ckpts.wait()
         raise Interrupted(f"interrupted by signal {flag['signal']} at step {step}; checkpoint "
                           f"saved in {workdir}; run the same command to resume", flag["signal"])
-      batch = next(it)
-      state, metrics = jit_step(state, mesh_utils.put_batch(batch, mesh))
+      with log.timed("host"):
+        batch = next(it)
+        device_batch = mesh_utils.put_batch(batch, mesh)
+      shape = batch["inputs"].shape
+      if shape not in shapes_seen:  # a new bucket: this step compiles it
+        shapes_seen.add(shape)
+        with log.timed("compile"):
+          state, metrics = jit_step(state, device_batch)
+          jax.block_until_ready(metrics)
+      else:
+        state, metrics = jit_step(state, device_batch)
       step += 1
-      log.train_step(step, metrics, int(batch["mask"].sum()))
+      log.train_step(step, metrics, int(batch["mask"].sum()), batch["mask"].size)
       if step % tc.log_every == 0 or step == total_steps:
         log.flush_train(step)
       if step % tc.eval_every == 0 or step == total_steps:
@@ -157,19 +171,13 @@ def _train(config, workdir: str, flag: dict) -> dict:
           print(f"early stopping at step {step}: no validation improvement in "
                 f"{tc.patience} evaluations", flush=True)
           stopped_early = True
-      if step % tc.checkpoint_every == 0 or step == total_steps or stopped_early:
-        log.check_finite(step)
-        save(step)
-      if tc.halt_after_steps and step - log.start_step >= tc.halt_after_steps:
-        log.check_finite(step)
-        save(step)
-        break
       if tc.max_minutes and log.elapsed() + meta["elapsed_s"] >= 60 * tc.max_minutes:
         print(f"time budget of {tc.max_minutes} minutes reached at step {step}", flush=True)
         stopped_early = True
-        log.check_finite(step)
+      halt = bool(tc.halt_after_steps and step - log.start_step >= tc.halt_after_steps)
+      if step % tc.checkpoint_every == 0 or step == total_steps or stopped_early or halt:
         save(step)
-      if stopped_early:
+      if halt:
         break
   except progress.NonFiniteLoss as e:
     ckpts.wait()
@@ -178,6 +186,7 @@ def _train(config, workdir: str, flag: dict) -> dict:
                     f"{'step ' + str(last) if last is not None else 'none'} in {workdir}") from None
   finally:
     ckpts.wait()
+  log.write_timings(step)
   if step < total_steps and not stopped_early:
     ckpts.close()
     print(f"halted at step {step} (train.halt_after_steps); run again to continue", flush=True)
@@ -196,6 +205,7 @@ def _train(config, workdir: str, flag: dict) -> dict:
       "test_perplexity": test["perplexity"], "test_bits_per_nucleotide": test["bits_per_nucleotide"],
       "oracle_test_perplexity": input_pipeline.oracle_perplexity(config.data, "test"),
       "train_seconds": meta["elapsed_s"] + log.elapsed(), "nucleotides_per_s": log.mean_rate(),
+      "timings_s": log.timings,
   }
   with open(os.path.join(workdir, "results.json"), "w") as f:
     json.dump(results, f, indent=2)

@@ -1,9 +1,11 @@
 """The pure functions that run on devices: loss, one train step, one eval step.
 
 Both steps are pure: (graphdef, state, batch) in, new state and metrics out.
-`train.py` jits them once with explicit shardings over a 'data' mesh axis
-(parameters replicated, batches split along the batch dimension), which is
-the modern form of pmap data parallelism: XLA inserts the gradient all-reduce.
+`jit_train_step` / `jit_eval_step` are the one place they are compiled, with
+explicit shardings over a 'data' mesh axis (parameters replicated, batches
+split along the batch dimension), which is the modern form of pmap data
+parallelism: XLA inserts the gradient all-reduce. Training, evaluation, the
+benchmark and the tests all call these two.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
+
+from dnagen_jax import mesh_utils
 
 
 def token_log_probs(model: nnx.Module, batch: dict) -> jax.Array:
@@ -53,6 +57,20 @@ def eval_step(graphdef, params, batch: dict) -> jax.Array:
   """Per-nucleotide log-probabilities [B, T] of a batch under the model `params`."""
   model = nnx.merge(graphdef, params)
   return token_log_probs(model, batch)
+
+
+def jit_train_step(graphdef, mesh):
+  """train_step jitted on `mesh`: (state, batch) -> (state, metrics); the state is donated."""
+  rep, shard = mesh_utils.replicated(mesh), mesh_utils.batch_sharded(mesh)
+  return jax.jit(lambda s, b: train_step(graphdef, s, b), donate_argnums=0,
+                 in_shardings=(rep, shard), out_shardings=rep)
+
+
+def jit_eval_step(graphdef, mesh):
+  """eval_step jitted on `mesh`: (params, batch) -> log-probabilities [B, T], replicated."""
+  rep, shard = mesh_utils.replicated(mesh), mesh_utils.batch_sharded(mesh)
+  return jax.jit(lambda p, b: eval_step(graphdef, p, b), in_shardings=(rep, shard),
+                 out_shardings=rep)
 
 
 def make_optimizer(train_config, total_steps: int) -> optax.GradientTransformation:

@@ -24,7 +24,7 @@ def _layer(kind, seed=0):
 def _lm_config(kind, remat=False):
   cfg = ml_collections.ConfigDict(dict(
       name=kind, embed_dim=6, hidden_dim=H, num_layers=2, position_embedding=True,
-      max_len=16, remat=remat, dtype="float32"))
+      max_len=16, remat=remat, dtype="float32", init="pytorch"))
   return cfg
 
 

@@ -29,9 +29,7 @@ def _one_step(config, mesh):
   optimizer = nnx.Optimizer(model, steps.make_optimizer(config.train, 10), wrt=nnx.Param)
   graphdef, state = nnx.split((model, optimizer))
   state = jax.device_put(state, mesh_utils.replicated(mesh))
-  step = jax.jit(lambda s, b: steps.train_step(graphdef, s, b),
-                 in_shardings=(mesh_utils.replicated(mesh), mesh_utils.batch_sharded(mesh)),
-                 out_shardings=mesh_utils.replicated(mesh))
+  step = steps.jit_train_step(graphdef, mesh)
   batch = next(input_pipeline.TrainBatches(config.data, 8, 0).iterator())
   state, metrics = step(state, mesh_utils.put_batch(batch, mesh))
   return jax.tree.map(np.asarray, nnx.to_pure_dict(state)), float(metrics["nll"])

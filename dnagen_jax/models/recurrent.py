@@ -230,16 +230,26 @@ class RecurrentLayer(nnx.Module):
   without the two transposes (RecurrentLM keeps its activations time-major).
   """
 
-  def __init__(self, kind: str, in_dim: int, hidden: int, *, rngs: nnx.Rngs, dtype=jnp.float32):
+  def __init__(self, kind: str, in_dim: int, hidden: int, *, rngs: nnx.Rngs, dtype=jnp.float32,
+               init: str = "pytorch"):
     gates = {"lstm": 4, "gru": 3}[kind]
     self.kind, self.hidden, self.dtype = kind, hidden, dtype
     scale = 1.0 / hidden ** 0.5  # PyTorch's U(-1/sqrt(H), 1/sqrt(H)) init
-    init = nnx.initializers.uniform(2 * scale)
-    self.w_ih = nnx.Param(init(rngs.params(), (in_dim, gates * hidden)) - scale)
-    self.w_hh = nnx.Param(init(rngs.params(), (hidden, gates * hidden)) - scale)
-    self.b = nnx.Param(jnp.zeros((gates * hidden,)))
-    if kind == "gru":
-      self.b_hn = nnx.Param(jnp.zeros((hidden,)))
+    uniform = lambda shape: jax.random.uniform(rngs.params(), shape, minval=-scale, maxval=scale)
+    self.w_ih = nnx.Param(uniform((in_dim, gates * hidden)))
+    self.w_hh = nnx.Param(uniform((hidden, gates * hidden)))
+    if init == "flax":
+      self.b = nnx.Param(jnp.zeros((gates * hidden,)))
+      if kind == "gru":
+        self.b_hn = nnx.Param(jnp.zeros((hidden,)))
+    elif kind == "lstm":
+      # PyTorch draws b_ih and b_hh, U each; their sum is the one bias used here.
+      self.b = nnx.Param(uniform((4 * hidden,)) + uniform((4 * hidden,)))
+    else:
+      # GRU: r and z add b_ih + b_hh; n adds b_ih alone (b_hh's n part is b_hn, inside r * (.)).
+      self.b = nnx.Param(uniform((3 * hidden,)) + jnp.concatenate(
+          [uniform((2 * hidden,)), jnp.zeros((hidden,))]))
+      self.b_hn = nnx.Param(uniform((hidden,)))
 
   def time_major(self, x: jax.Array) -> jax.Array:
     """x [time, batch, in] -> hs [time, batch, hidden]."""
@@ -273,14 +283,25 @@ class RecurrentLM(nnx.Module):
 
   def __init__(self, cfg, *, rngs: nnx.Rngs):
     dtype = jnp.dtype(cfg.dtype)
-    self.embed = nnx.Embed(tokens.VOCAB_SIZE, cfg.embed_dim, rngs=rngs)
-    self.pos = (nnx.Embed(cfg.max_len, cfg.embed_dim, rngs=rngs)
+    embed_kw, head_kw = {}, {}
+    if cfg.init == "pytorch":
+      # nn.Embedding draws N(0, 1), 16x Flax's default std at width 256: gates
+      # then start far from the input-blind unigram plateau. nn.Linear draws
+      # weight and bias from U(-1/sqrt(in), 1/sqrt(in)).
+      embed_kw = {"embedding_init": nnx.initializers.normal(1.0)}
+      bound = 1.0 / cfg.hidden_dim ** 0.5
+      uniform = lambda key, shape, dtype=jnp.float32: jax.random.uniform(
+          key, shape, dtype, -bound, bound)
+      head_kw = {"kernel_init": uniform, "bias_init": uniform}
+    self.embed = nnx.Embed(tokens.VOCAB_SIZE, cfg.embed_dim, rngs=rngs, **embed_kw)
+    self.pos = (nnx.Embed(cfg.max_len, cfg.embed_dim, rngs=rngs, **embed_kw)
                 if cfg.position_embedding else None)
     dims = [cfg.embed_dim] + [cfg.hidden_dim] * cfg.num_layers
     self.remat = bool(cfg.remat)
-    self.layers = nnx.List([RecurrentLayer(cfg.name, dims[i], dims[i + 1], rngs=rngs, dtype=dtype)
+    self.layers = nnx.List([RecurrentLayer(cfg.name, dims[i], dims[i + 1], rngs=rngs, dtype=dtype,
+                                           init=cfg.init)
                             for i in range(cfg.num_layers)])
-    self.head = nnx.Linear(cfg.hidden_dim, tokens.VOCAB_SIZE, rngs=rngs)
+    self.head = nnx.Linear(cfg.hidden_dim, tokens.VOCAB_SIZE, rngs=rngs, **head_kw)
 
   def __call__(self, inputs: jax.Array) -> jax.Array:
     t, first = inputs.shape[1], self.layers[0]

@@ -27,6 +27,7 @@ def get_data_config() -> ml_collections.ConfigDict:
   data.synthetic_seed = 0          # synthetic: seed of the chain and of the genes
   data.synthetic_sizes = (3000, 300, 300)  # synthetic: genes in train / validation / test
   data.length_buckets = (256, 512, 1024)   # pad each batch up to the first bucket that fits (tokens incl. BOS); one compiled shape each
+  data.num_buckets = 0             # > 0: pad to this many lengths fitted to the data instead (the last bucket stays the cap)
   data.sort_noise = 25.0           # batches of genes sorted by length + Uniform[0, sort_noise) nucleotides (0 = strict sort)
   return data
 

@@ -13,7 +13,7 @@ The best N-gram on genes.csv (test 3.4067 with the default 'auto' discounts,
 chosen on held-out training genes; Laplace's best is 3.5827 at N=13):
   --config.data.source=files --config.data.files=../shared/data/human_genes/genes.csv \
   --config.model.ngram_order=21
-Order sweep (see docs_ngram.md):
+Order sweep (see docs/ngram.md):
   python -m dnagen_jax.main --mode=sweep --config=configs/ngram.py --workdir=/tmp/dnagen/sweep --max_order=12
 """
 

@@ -5,6 +5,12 @@ r"""Training and scoring speed of a config, side by side with its PyTorch twin.
   python -m dnagen_jax.bench --config=configs/default.py --batch_size=16 --seq_len=512
   python -m dnagen_jax.bench --config=configs/paper_transformer.py --memory_gib=16,40,80 --notorch
   python -m dnagen_jax.main --mode=bench --config=configs/paper_lstm.py --workdir=/tmp/bench
+  python -m dnagen_jax.bench --loop --minutes=8 --config=configs/paper_lstm.py --workdir=/tmp/loop \
+      --config.data.source=files --config.data.files=../shared/data/human_genes/genes.csv
+
+Without --loop this times single steps on a fixed batch shape (the speed of
+the compiled step alone); --loop runs `bench_loop`: the whole training loop on
+real genes against a plain PyTorch loop (what users run).
 
 What is timed, in nucleotides per second (batch x seq_len tokens per step, all real):
   * train: the project's jitted `train_step` (loss, gradients, optimizer update)
@@ -363,7 +369,20 @@ def run(config, workdir: str | None, steps: int = 10, with_torch: bool = True,
 def main(argv):
   del argv
   from absl import flags  # pylint: disable=g-import-not-at-top
+  from absl import logging  # pylint: disable=g-import-not-at-top
+  logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO
   f = flags.FLAGS
+  if f.loop:
+    import sys  # pylint: disable=g-import-not-at-top
+    from dnagen_jax import bench_loop  # pylint: disable=g-import-not-at-top
+    from dnagen_jax.errors import UserError  # pylint: disable=g-import-not-at-top
+    try:
+      bench_loop.run(f.config, f.workdir, minutes=f.minutes, epochs=f.epochs, with_torch=f.torch,
+                     evals_per_epoch=f.evals_per_epoch)
+    except UserError as e:
+      print(f"error: {e}", file=sys.stderr)
+      sys.exit(2)
+    return
   run(f.config, f.workdir, steps=f.steps, with_torch=f.torch, batch_size=f.batch_size,
       seq_len=f.seq_len, warmup=f.warmup, pipeline=f.pipeline,
       memory_gib=tuple(float(g) for g in f.memory_gib))
@@ -382,5 +401,9 @@ if __name__ == "__main__":
   flags.DEFINE_bool("torch", True, "Also time the PyTorch twin (if torch is installed).")
   flags.DEFINE_bool("pipeline", True, "Also time the input pipeline.")
   flags.DEFINE_list("memory_gib", [], "Device sizes (GiB) for the longest-sequence estimate.")
+  flags.DEFINE_bool("loop", False, "Time the whole training loop on real genes against a PyTorch loop.")
+  flags.DEFINE_float("minutes", 0.0, "loop: wall-time budget of each library's training.")
+  flags.DEFINE_integer("epochs", 0, "loop: epochs of each library's training (0 = --minutes decides).")
+  flags.DEFINE_integer("evals_per_epoch", 2, "loop: validations per epoch (both libraries, same steps).")
   flags.mark_flag_as_required("config")
   app.run(main)

@@ -49,6 +49,9 @@ def validate(config) -> None:
   sort_noise = _field(config, "data", "sort_noise")
   if sort_noise < 0:
     raise UserError(f"config.data.sort_noise={sort_noise} must be >= 0 (nucleotides)")
+  num_buckets = _field(config, "data", "num_buckets")
+  if num_buckets < 0:
+    raise UserError(f"config.data.num_buckets={num_buckets} must be >= 0 (0 = length_buckets as given)")
   buckets = list(config.data.length_buckets)
   if not buckets or buckets != sorted(buckets):
     raise UserError(f"config.data.length_buckets={tuple(buckets)} must be increasing")
@@ -77,6 +80,7 @@ RESUME_FIELDS = {
 LEGACY_DEFAULTS = {
     ("model", "init"): "flax",
     ("data", "sort_noise"): 0.0,
+    ("data", "num_buckets"): 0,
 }
 
 

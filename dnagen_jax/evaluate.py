@@ -49,7 +49,8 @@ class NeuralScorer(scoring.Scorer):
     self.config, self.graphdef, self.mesh = config, graphdef, mesh
     self.name = config.model.name
     self.params = params
-    self._eval = steps.jit_eval_step(graphdef, mesh)
+    self._jitted = steps.jit_eval_step(graphdef, mesh)
+    self._eval = None  # ByShape, made at the first call (it needs the params' shapes)
 
   @classmethod
   def load(cls, workdir: str) -> "NeuralScorer":
@@ -72,14 +73,29 @@ class NeuralScorer(scoring.Scorer):
     graphdef, params = nnx.split(model)
     return cls(config, graphdef, params, mesh)
 
+  def _batches(self, seqs: Sequence[str]) -> list[tuple[np.ndarray, dict]]:
+    buckets = scoring_buckets(self.config.model, self.config.data, max(len(s) for s in seqs))
+    batch_size = mesh_utils.round_to_devices(self.config.train.eval_batch_size, self.mesh)
+    if self.config.data.num_buckets:  # shapes fitted to these genes' length-sorted batches
+      lengths = np.minimum(np.sort([len(s) for s in seqs]), buckets[-1])
+      buckets = input_pipeline.fit_buckets(lengths[batch_size - 1::batch_size].tolist()
+                                           + [lengths[-1]], self.config.data.num_buckets)
+    return input_pipeline.eval_batches(list(seqs), batch_size, buckets)
+
+  def precompile(self, seqs: Sequence[str], threads: int) -> None:
+    """Compiles the eval step for every batch shape that scoring `seqs` will use."""
+    if self._eval is None:
+      self._eval = steps.ByShape(self._jitted, self.params, self.mesh)
+    self._eval.precompile([b["inputs"].shape for _, b in self._batches(seqs)], threads)
+
   def token_log_probs(self, seqs: Sequence[str]) -> list[np.ndarray]:
     if not seqs:
       return []
-    buckets = scoring_buckets(self.config.model, self.config.data, max(len(s) for s in seqs))
-    batch_size = mesh_utils.round_to_devices(self.config.train.eval_batch_size, self.mesh)
+    if self._eval is None:
+      self._eval = steps.ByShape(self._jitted, self.params, self.mesh)
     out: list[np.ndarray] = [None] * len(seqs)  # type: ignore[list-item]
-    for idx, batch in input_pipeline.eval_batches(list(seqs), batch_size, buckets):
-      lp = np.asarray(self._eval(self.params, batch), np.float64)
+    for idx, batch in self._batches(seqs):
+      lp = np.asarray(self._eval(self.params, mesh_utils.put_batch(batch, self.mesh)), np.float64)
       for row, i in enumerate(idx):
         out[i] = lp[row, :int(batch["mask"][row].sum())]
     return out

@@ -106,6 +106,34 @@ def bucket_length(n_tokens: int, buckets) -> int:
   return int(buckets[-1])
 
 
+def fit_buckets(lengths, k: int, multiple: int = 8) -> tuple[int, ...]:
+  """The k bucket lengths that pad `lengths` (one per batch) to the fewest tokens.
+
+  Each length is padded to the first bucket >= it; buckets are multiples of
+  `multiple` and the last one covers max(lengths). Exact, by dynamic
+  programming over the distinct rounded lengths (O(k n^2), n <= a few hundred).
+  """
+  rounded = -(-np.asarray(lengths, np.int64) // multiple) * multiple
+  cand, counts = np.unique(rounded, return_counts=True)
+  n, k = len(cand), max(1, min(k, len(cand)))
+  covered = np.concatenate([[0], np.cumsum(counts)])          # batches with length <= cand[i-1]
+  # cost[j, i]: fewest tokens for the lengths up to cand[i] with j + 1 buckets, the last at cand[i].
+  cost = np.full((k, n), np.inf)
+  prev = np.zeros((k, n), np.int64)
+  cost[0] = cand * covered[1:]
+  for j in range(1, k):
+    for i in range(j, n):
+      # last bucket cand[i] covers cand[p+1..i]; the rest is cost[j-1, p]
+      options = cost[j - 1, :i] + cand[i] * (covered[i + 1] - covered[1:i + 1])
+      prev[j, i] = int(np.argmin(options))
+      cost[j, i] = options[prev[j, i]]
+  buckets, i = [], n - 1
+  for j in range(k - 1, -1, -1):
+    buckets.append(int(cand[i]))
+    i = prev[j, i]
+  return tuple(sorted(buckets))
+
+
 def make_batch(seqs: list[str], length: int, batch_size: int | None = None) -> dict:
   """Pads genes into one batch of fixed shape [batch_size, length].
 
@@ -134,7 +162,9 @@ class TrainBatches:
   `batch_size`, and the batch order is shuffled. So a batch holds genes of
   about one length and pads only to its own longest gene, rounded up to the
   first of `length_buckets` that fits (fine buckets: little padding; each
-  bucket is one compiled shape). The noise varies which genes meet in a batch
+  bucket is one compiled shape). With data.num_buckets = k > 0 the buckets
+  are instead the k lengths that pad this split's batches least
+  (`fit_buckets`), capped at the last of `length_buckets`. The noise varies which genes meet in a batch
   from epoch to epoch. The last len(train) % batch_size genes of an epoch's
   order sit that epoch out. The iterator is a grain `DatasetIterator`, whose
   `get_state()` is checkpointed.
@@ -148,6 +178,13 @@ class TrainBatches:
     self.sort_noise = float(data_config.sort_noise)
     self.batches_per_epoch = max(1, len(self.src) // batch_size)
     self._plan = (-1, None)
+    if data_config.num_buckets:
+      # Shapes fitted to this split: the longest batch of three epochs' plans
+      # (noise varies them), capped at the last configured bucket.
+      cap = self.buckets[-1]
+      maxima = np.concatenate([np.minimum(self.lengths[self._epoch_plan(e)].max(axis=1), cap)
+                               for e in range(3)])
+      self.buckets = fit_buckets(maxima, data_config.num_buckets)
     n = len(self.src)
     self.nucleotides_per_epoch = int(
         np.minimum(self.lengths, self.buckets[-1]).sum() * self.batches_per_epoch * batch_size / n)
@@ -160,6 +197,12 @@ class TrainBatches:
     key = self.lengths[order] + rng.uniform(0.0, self.sort_noise, len(order))
     batches = order[np.argsort(key, kind="stable")].reshape(-1, self.batch_size)
     return batches[rng.permutation(len(batches))]
+
+  def shapes(self, epoch: int = 0) -> list[tuple[int, int]]:
+    """The distinct batch shapes [batch_size, length] of `epoch`, shortest first."""
+    real = np.minimum(self.lengths[self._epoch_plan(epoch)], self.buckets[-1])
+    lengths = sorted({bucket_length(int(m), self.buckets) for m in real.max(axis=1)})
+    return [(self.batch_size, length) for length in lengths]
 
   def padded_fraction(self, epoch: int = 0) -> float:
     """Share of the tokens of `epoch`'s batches that are padding (0 = none)."""

@@ -101,9 +101,9 @@ def _train(config, workdir: str, flag: dict) -> dict:
   model_def = nnx.graphdef(model)
   graphdef, state = nnx.split((model, optimizer))
   state = jax.device_put(state, mesh_utils.replicated(mesh))
-  jit_step = steps.jit_train_step(graphdef, mesh)
+  train_step = steps.ByShape(steps.jit_train_step(graphdef, mesh), state, mesh)
   # One scorer for every validation: its compiled eval programs are reused.
-  val_scorer = evaluate.NeuralScorer(config, model_def, None, mesh)
+  val_scorer = evaluate.NeuralScorer(config, model_def, nnx.state(model), mesh)
   it = data.iterator()
   if meta["data"] is not None:
     it.set_state(meta["data"])
@@ -114,6 +114,12 @@ def _train(config, workdir: str, flag: dict) -> dict:
   print(f"{name}: {n_params:,} parameters | {mesh.size} device(s) | {total_steps} steps "
         f"({data.batches_per_epoch} per epoch, batch {tc.batch_size}, "
         f"{100 * data.padded_fraction():.0f}% padding)", flush=True)
+  with log.timed("compile"):  # every shape of the epoch at once, on every core
+    shapes = data.shapes(meta["step"] // data.batches_per_epoch)
+    train_step.precompile(shapes, threads=os.cpu_count() or 1)
+    val_scorer.precompile(val_seqs, threads=os.cpu_count() or 1)
+  print(f"compiled {len(shapes)} train shapes (lengths {shapes[0][1]}..{shapes[-1][1]}) and the "
+        f"validation shapes in {log.timings['compile']:.1f} s", flush=True)
 
   def current_meta(step):
     return dict(meta, step=step, data=it.get_state(), nucleotides_seen=log.nucleotides_seen,
@@ -141,7 +147,6 @@ def _train(config, workdir: str, flag: dict) -> dict:
 
   step = meta["step"]
   stopped_early = bool(tc.patience and meta["bad_evals"] >= tc.patience)  # a finished run, rerun
-  shapes_seen = set()
   try:
     while step < total_steps and not stopped_early:
       if flag["signal"] is not None:
@@ -152,14 +157,10 @@ def _train(config, workdir: str, flag: dict) -> dict:
       with log.timed("host"):
         batch = next(it)
         device_batch = mesh_utils.put_batch(batch, mesh)
-      shape = batch["inputs"].shape
-      if shape not in shapes_seen:  # a new bucket: this step compiles it
-        shapes_seen.add(shape)
+      if not train_step.has(batch["inputs"].shape):  # a length the first epoch did not use
         with log.timed("compile"):
-          state, metrics = jit_step(state, device_batch)
-          jax.block_until_ready(metrics)
-      else:
-        state, metrics = jit_step(state, device_batch)
+          train_step.precompile([batch["inputs"].shape], threads=1)
+      state, metrics = train_step(state, device_batch)
       step += 1
       log.train_step(step, metrics, int(batch["mask"].sum()), batch["mask"].size)
       if step % tc.log_every == 0 or step == total_steps:

@@ -73,6 +73,48 @@ def jit_eval_step(graphdef, mesh):
                  out_shardings=rep)
 
 
+class ByShape:
+  """A jitted step's executables, one per batch shape, compiled ahead of time in parallel.
+
+  Each bucket length is one program. Compiling them one by one as batches
+  arrive costs seconds per shape, serially; `precompile` lowers them in this
+  thread and hands XLA's compilations to a thread pool, where they run
+  concurrently (XLA releases the GIL). Calls with a shape not precompiled
+  compile it then.
+  """
+
+  def __init__(self, jitted, arg, mesh):
+    """jitted: from jit_train_step / jit_eval_step; arg: its first argument (or a like pytree)."""
+    self.jitted, self.mesh = jitted, mesh
+    rep = mesh_utils.replicated(mesh)
+    self._arg = jax.tree.map(lambda x: jax.ShapeDtypeStruct(
+        x.shape, x.dtype, sharding=rep, weak_type=getattr(x, "weak_type", False)), arg)
+    self._compiled = {}
+
+  def _batch_spec(self, batch_size: int, length: int) -> dict:
+    shard = mesh_utils.batch_sharded(self.mesh)
+    spec = lambda dtype: jax.ShapeDtypeStruct((batch_size, length), dtype, sharding=shard)
+    return {"inputs": spec(jnp.int32), "targets": spec(jnp.int32), "mask": spec(jnp.float32)}
+
+  def precompile(self, shapes, threads: int) -> None:
+    """Compiles every (batch_size, length) in `shapes` not compiled yet, `threads` at a time."""
+    import concurrent.futures  # pylint: disable=g-import-not-at-top
+    todo = [s for s in dict.fromkeys(map(tuple, shapes)) if s not in self._compiled]
+    lowered = {s: self.jitted.lower(self._arg, self._batch_spec(*s)) for s in todo}
+    with concurrent.futures.ThreadPoolExecutor(max(1, threads)) as pool:
+      for s, exe in zip(todo, pool.map(lambda lw: lw.compile(), lowered.values())):
+        self._compiled[s] = exe
+
+  def has(self, shape) -> bool:
+    return tuple(shape) in self._compiled
+
+  def __call__(self, arg, batch: dict):
+    shape = tuple(batch["inputs"].shape)
+    if shape not in self._compiled:
+      self.precompile([shape], threads=1)
+    return self._compiled[shape](arg, batch)
+
+
 def make_optimizer(train_config, total_steps: int) -> optax.GradientTransformation:
   """Adam(W) with linear warm-up, optional cosine decay, and gradient clipping."""
   lr = train_config.learning_rate

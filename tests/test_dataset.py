@@ -95,3 +95,20 @@ def test_train_batches_resume_and_layout(tfds_dir):
   np.testing.assert_array_equal(b["inputs"][:, 1:] * (b["mask"][:, 1:] > 0),
                                 b["targets"][:, :-1] * (b["mask"][:, 1:] > 0))  # shifted by one
   assert b["inputs"].shape[1] in config.data.length_buckets
+
+
+def test_train_batches_are_length_sorted_and_cover_each_gene_once(tfds_dir):
+  config = default.get_config()
+  config.data.data_dir = tfds_dir
+  config.data.synthetic_sizes = (70, 5, 5)
+  config.data.sort_noise = 0.0
+  data = input_pipeline.TrainBatches(config.data, batch_size=8, seed=0)
+  plan = data._epoch_plan(0)                                  # pylint: disable=protected-access
+  assert plan.shape == (8, 8) and len(set(plan.ravel())) == 64   # each gene at most once
+  spans = sorted((data.lengths[b].min(), data.lengths[b].max()) for b in plan)
+  assert all(hi <= lo for (_, hi), (lo, _) in zip(spans, spans[1:]))  # strict sort: no overlap
+  assert 0.0 <= data.padded_fraction() < 0.5
+  config.data.sort_noise = 1000.0                             # noise >> lengths: shuffled batches
+  noisy = input_pipeline.TrainBatches(config.data, batch_size=8, seed=0)
+  assert noisy.padded_fraction() > data.padded_fraction()
+  assert not np.array_equal(np.sort(noisy._epoch_plan(0), 1), np.sort(noisy._epoch_plan(1), 1))

@@ -252,7 +252,7 @@ def test_real_genes_kneser_ney_beats_laplace_and_mle(genes_csv, tfds_dir):
     return min(ppl)[1]  # test perplexity at the order best on validation
 
   mle = best("mle", range(4, 7))           # best at 5; inf from 6 (unseen contexts)
-  laplace = best("laplace", range(12, 15))  # best at 13 (docs_ngram.md sweep)
+  laplace = best("laplace", range(12, 15))  # best at 13 (docs/ngram.md, real-gene results)
   # Kneser-Ney with its default discounts (chosen on held-out training genes)
   # keeps improving up to N=21 (test 3.4067); 13 is enough to win (3.5117 vs
   # Laplace's 3.5827) and keeps the test fast.

@@ -12,7 +12,7 @@ from nltk.util import ngrams  # pylint: disable=g-import-not-at-top,wrong-import
 
 
 def nltk_perplexity(train, test, n, cls):
-  """NLTK as the study used it (ngram-protocol.md): order-n windows only."""
+  """NLTK as the study used it (docs/ngram.md, the NLTK protocol): order-n windows only."""
   pad = dict(pad_left=n > 1, pad_right=n > 1, left_pad_symbol="<s>", right_pad_symbol="</s>")
   train_windows = [list(ngrams(g, n, **pad)) for g in train]
   vocab_text = [t for g in train for t in (["<s>"] * (n - 1) + list(g) + ["</s>"] * (n - 1)

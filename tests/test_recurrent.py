@@ -127,3 +127,26 @@ def test_token_table_first_layer_matches_embedding_path(kind):
   plain_grads = nnx.grad(loss(plain))(model)
   for a, b in zip(jax.tree.leaves(fast_grads), jax.tree.leaves(plain_grads)):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_pytorch_initialisation(kind):
+  """init='pytorch' draws as nn.Embedding / nn.LSTM / nn.GRU / nn.Linear do; 'flax' keeps zero biases."""
+  hidden = 64
+  cfg = ml_collections.ConfigDict(dict(
+      name=kind, embed_dim=256, hidden_dim=hidden, num_layers=1, position_embedding=False,
+      max_len=16, remat=False, dtype="float32", init="pytorch"))
+  model = recurrent.RecurrentLM(cfg, rngs=nnx.Rngs(0))
+  s = 1 / hidden ** 0.5
+  assert abs(float(np.std(model.embed.embedding[...])) - 1.0) < 0.1       # N(0, 1)
+  b = np.asarray(model.layers[0].b[...])
+  if kind == "lstm":   # b_ih + b_hh: two U(-s, s), variance 2 s^2 / 3
+    assert np.abs(b).max() <= 2 * s and abs(b.std() - s * (2 / 3) ** 0.5) < 0.1 * s
+  else:                # r, z: two uniforms; n: b_ih alone; b_hn = b_hh's n part
+    assert np.abs(b[2 * hidden:]).max() <= s and np.abs(np.asarray(model.layers[0].b_hn[...])).max() <= s
+  head = np.asarray(model.head.kernel[...])
+  assert np.abs(head).max() <= s and np.abs(np.asarray(model.head.bias[...])).max() > 0
+  cfg.init = "flax"
+  flax_model = recurrent.RecurrentLM(cfg, rngs=nnx.Rngs(0))
+  assert not np.asarray(flax_model.layers[0].b[...]).any()
+  assert float(np.std(flax_model.embed.embedding[...])) < 0.2

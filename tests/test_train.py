@@ -140,3 +140,42 @@ def test_workdir_of_another_model_is_refused(tfds_dir, tmp_path):
   config.model.hidden_dim = 32
   with pytest.raises(UserError, match="holds a run of a different model .*hidden_dim: 16 -> 32"):
     train.train_and_evaluate(config, workdir)
+
+
+def test_resume_allows_settings_that_do_not_change_what_is_learned(tfds_dir, tmp_path):
+  config = tiny_config(tfds_dir)
+  config.train.halt_after_steps = 2
+  workdir = str(tmp_path / "w")
+  train.train_and_evaluate(config, workdir)
+  # Another node / tighter memory: new storage, remat, buckets, batching noise, eval batch.
+  config.data.data_dir = str(tmp_path / "tfds_elsewhere")
+  config.model.remat = True
+  config.model.cpu_kernel = False
+  config.data.length_buckets = (64, 128)
+  config.data.sort_noise = 0.0
+  config.train.eval_batch_size = 16
+  assert train.train_and_evaluate(config, workdir) == {}   # resumed 2 -> 4, halted again
+  assert _final_params(workdir)[0] == 4
+  assert json.load(open(os.path.join(workdir, "config.json")))["model"]["remat"] is True
+
+
+def test_workdir_from_before_the_new_fields_resumes_and_scores(tfds_dir, tmp_path):
+  """A config.json without model.init / data.sort_noise reads as the values those runs used."""
+  from dnagen_jax import evaluate  # pylint: disable=g-import-not-at-top
+  config = tiny_config(tfds_dir)
+  config.model.init = "flax"
+  config.data.sort_noise = 0.0
+  config.train.halt_after_steps = 2
+  workdir = str(tmp_path / "old")
+  train.train_and_evaluate(config, workdir)
+  path = os.path.join(workdir, "config.json")
+  old = json.load(open(path))
+  del old["model"]["init"], old["data"]["sort_noise"]
+  json.dump(old, open(path, "w"))                           # as an older version wrote it
+  scorer = evaluate.NeuralScorer.load(workdir)
+  assert 1.0 < scorer.perplexity(["ACGTTGCA" * 5])["perplexity"] < 8.0
+  fresh = tiny_config(tfds_dir)                             # init='pytorch': another model
+  with pytest.raises(UserError, match=r"model.init: 'flax' -> 'pytorch'"):
+    train.train_and_evaluate(fresh, workdir)
+  assert train.train_and_evaluate(config, workdir) == {}    # the same settings resume
+  assert _final_params(workdir)[0] == 4

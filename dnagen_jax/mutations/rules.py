@@ -38,7 +38,7 @@ from dnagen_jax.mutations import edits as edits_lib
 RULES = ("perplexity", "probability", "window")
 ABLATIONS = ("window_raw", "logodds")
 LN4 = math.log(4.0)
-DEFAULT_WINDOW = 20  # see docs_mutations.md: >= 2x the 8-gram context, short against genes
+DEFAULT_WINDOW = 20  # >= 2x the 8-gram context, short against genes; docs/mutations.md
 
 
 def whole_scores(lps: Sequence[np.ndarray]) -> dict[str, np.ndarray]:

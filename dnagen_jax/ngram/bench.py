@@ -3,7 +3,8 @@ r"""Speed and memory of the N-gram counts against NLTK, on the same work.
   python -m dnagen_jax.ngram.bench --csv=../shared/data/human_genes/genes.csv
 
 The work: the study's Laplace N-gram (default N=8) in its NLTK protocol
-(ngram-protocol.md), fit on the train split of the CSV (split exactly as the
+(docs/ngram.md, "The study's NLTK protocol"), fit on the train split of the
+CSV (split exactly as the
 `files` data set splits it: duplicates dropped, genes of 1..1000 nt, hash of
 the sequence -> 80/10/10) and scored on its test split. Ours: fit and score
 timed as the median of --repeats runs, peak memory by tracemalloc (numpy

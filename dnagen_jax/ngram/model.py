@@ -354,7 +354,7 @@ def choose_lower_discounts(seqs, order: int, with_n: bool) -> tuple[list | None,
 
   Over a 4-letter alphabet the continuation counts of the lower orders
   saturate (at most 4-5 distinct left neighbours), and the count-of-counts
-  closed form gives poor discounts there (docs_ngram.md). Instead, held-out
+  closed form gives poor discounts there (docs/ngram.md, 'Kneser-Ney discounts'). Instead, held-out
   estimation on the training data: the genes are split deterministically
   (even positions: fit; odd positions: held out, at most HELDOUT_MAX_WINDOWS
   windows of them, every m-th gene), a model is fitted on the first half with

@@ -1,6 +1,7 @@
 """The study's N-gram protocol: NLTK `MLE`, `Laplace` and `Lidstone`, vectorised.
 
-Follows /work/shared/docs/ngram-protocol.md exactly (and agrees with NLTK 3.10
+Follows the rules of NLTK's `nltk.lm` models exactly, as docs/ngram.md
+("The study's NLTK protocol") lists them (and agrees with NLTK 3.10
 to ~1e-15 relative; tests/test_ngram_nltk.py checks against NLTK itself):
   * training at order n: each gene padded to BOS^(n-1) + gene + EOS^(n-1) (no
     padding at n = 1); only the L + n - 1 order-n windows are counted, and

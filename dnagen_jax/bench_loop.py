@@ -1,0 +1,180 @@
+r"""End-to-end benchmark: the project's trainer as it trains, against a plain PyTorch loop.
+
+  python -m dnagen_jax.bench --loop --config=configs/paper_lstm.py --workdir=/tmp/loop \
+      --config.data.source=files --config.data.files=../shared/data/human_genes/genes.csv \
+      --minutes=8
+
+Both sides train the same model settings on the same TFDS splits, for the
+same wall time (--minutes) or number of epochs (--epochs), one after the
+other in this process, and validate at the same steps:
+  * dnagen_jax: `train.train_and_evaluate` itself, in WORKDIR/jax (its
+    metrics.jsonl is the record), batching and all;
+  * PyTorch: `torch_loop.train`, the loop users write by hand.
+Then both score the validation and test genes (forward only, length-sorted
+batches of train.eval_batch_size), as --mode=eval/detect do.
+Reported for both: real nucleotides/s over the training wall time
+(compilation, validation and checkpoints included), the padding fraction,
+time per epoch, time outside the compiled step, validation perplexity after
+each evaluation, and scoring nucleotides/s. Written: WORKDIR/loop.json (every
+point) and WORKDIR/loop.png (validation perplexity against nucleotides seen
+and against wall time, one line per library).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from dnagen_jax import input_pipeline
+from dnagen_jax import tokens
+from dnagen_jax.errors import UserError
+
+
+def _jax_side(config, workdir: str, minutes: float, epochs: int) -> dict:
+  from dnagen_jax import train  # pylint: disable=g-import-not-at-top
+  cfg = config.copy_and_resolve_references()
+  cfg.train.max_minutes, cfg.train.max_steps, cfg.train.patience = minutes, 0, 0
+  train.train_and_evaluate(cfg, workdir)
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    records = [json.loads(line) for line in f]
+  end = [r for r in records if r["split"] == "timings"][-1]
+  points = [{"step": r["step"], "nucleotides_seen": r["nucleotides_seen"], "time_s": r["time_s"],
+             "perplexity": r["perplexity"]} for r in records if r["split"] == "validation"]
+  return {"points": points, "steps": end["step"], "nucleotides_seen": end["nucleotides_seen"],
+          "tokens_seen": end["tokens_seen"], "wall_s": end["time_s"],
+          "outside_step_s": {k[:-2]: end[k] for k in ("compile_s", "host_s", "validation_s",
+                                                      "checkpoint_s")}}
+
+
+def _score_rate(score, seqs: list[str]) -> dict:
+  """Nucleotides/s of `score(seqs)`: the first call (compilation included) and a second one."""
+  out = {}
+  for name in ("first", "second"):
+    t0 = time.perf_counter()
+    score(seqs)
+    out[f"{name}_nt_per_s"] = sum(map(len, seqs)) / (time.perf_counter() - t0)
+  return out
+
+
+def _summary(side: dict, batches_per_epoch: int) -> dict:
+  s = dict(side)
+  s["real_nt_per_s"] = side["nucleotides_seen"] / side["wall_s"]
+  s["padding_fraction"] = 1.0 - side["nucleotides_seen"] / max(side["tokens_seen"], 1)
+  s["epochs"] = side["steps"] / batches_per_epoch
+  s["seconds_per_epoch"] = side["wall_s"] / max(s["epochs"], 1e-9)
+  return s
+
+
+def _plot(result: dict, path: str) -> None:
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+  for lib, side in result["sides"].items():
+    pts = side["points"]
+    axes[0].plot([p["nucleotides_seen"] / 1e6 for p in pts], [p["perplexity"] for p in pts],
+                 "o-", label=lib)
+    axes[1].plot([p["time_s"] / 60 for p in pts], [p["perplexity"] for p in pts], "o-", label=lib)
+  axes[0].set_xlabel("training nucleotides seen (millions)")
+  axes[1].set_xlabel("wall time (minutes, validation included)")
+  axes[0].set_ylabel("validation perplexity")
+  for ax in axes:
+    ax.grid(alpha=0.3)
+    ax.legend()
+  fig.suptitle(result["title"], fontsize=9)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def _print_table(result: dict) -> None:
+  sides = result["sides"]
+  libs = list(sides)
+  rows = [("real nucleotides/s", "real_nt_per_s", "{:,.0f}", True),
+          ("padding", "padding_fraction", "{:.1%}", False),
+          ("seconds per epoch", "seconds_per_epoch", "{:,.0f}", False),
+          ("epochs", "epochs", "{:.2f}", False),
+          ("scoring nt/s (first call)", "score_first_nt_per_s", "{:,.0f}", True),
+          ("scoring nt/s (second call)", "score_second_nt_per_s", "{:,.0f}", True)]
+  header = f"{'':30s}" + "".join(f"{lib:>20s}" for lib in libs)
+  print(header + ("   ratio" if len(libs) == 2 else ""), flush=True)
+  for label, key, fmt, ratio in rows:
+    vals = [sides[lib].get(key) for lib in libs]
+    line = f"{label:30s}" + "".join(f"{fmt.format(v):>20s}" if v is not None else f"{'-':>20s}"
+                                    for v in vals)
+    if ratio and len(libs) == 2 and None not in vals:
+      line += f"   {vals[0] / vals[1]:.2f}x"
+    print(line, flush=True)
+  for lib in libs:
+    outside = sides[lib].get("outside_step_s", {})
+    print(f"{lib} time outside the compiled step: " +
+          ", ".join(f"{k} {v:.1f} s" for k, v in outside.items()), flush=True)
+    print(f"{lib} validation perplexity: " + ", ".join(
+        f"{p['perplexity']:.4f} (step {p['step']}, {p['nucleotides_seen'] / 1e6:.2f}M nt, "
+        f"{p['time_s'] / 60:.1f} min)" for p in sides[lib]["points"]), flush=True)
+
+
+def run(config, workdir: str, minutes: float = 0.0, epochs: int = 0, with_torch: bool = True,
+        evals_per_epoch: int = 2, torch_sort_noise: float = 50.0) -> dict:
+  """Runs both loops; prints the comparison; writes loop.json and loop.png; returns loop.json's dict."""
+  if not workdir:
+    raise UserError("bench --loop needs --workdir (it trains there)")
+  if not minutes and not epochs:
+    raise UserError("bench --loop needs --minutes=M or --epochs=E (the same budget for both)")
+  if config.model.name == "ngram":
+    raise UserError("bench --loop times the neural trainers; for N-grams see python -m dnagen_jax.ngram.bench")
+  jax_dir = os.path.join(workdir, "jax")
+  if os.path.exists(jax_dir):
+    raise UserError(f"{jax_dir} exists: the loop benchmark trains from scratch; use a new --workdir")
+  os.makedirs(workdir, exist_ok=True)
+  data = input_pipeline.TrainBatches(config.data, config.train.batch_size, config.train.seed)
+  bpe = data.batches_per_epoch
+  config = config.copy_and_resolve_references()
+  config.train.eval_every = max(1, bpe // evals_per_epoch)
+  config.train.num_epochs = epochs or 10**6  # both sides' schedules span this many epochs
+  m = config.model
+  title = (f"{m.name} {m.num_layers}x{m.hidden_dim if m.name != 'transformer' else m.embed_dim}, "
+           f"batch {config.train.batch_size}, lr {config.train.learning_rate}, "
+           f"{minutes or ''}{' min' if minutes else ''}{epochs or ''}{' epochs' if epochs else ''}, "
+           f"data {config.data.files or config.data.source}")
+  print(f"loop benchmark: {title} | {bpe} steps per epoch, validation every "
+        f"{config.train.eval_every} steps", flush=True)
+
+  val = [r.sequence for r in input_pipeline.load_records(config.data, "validation")]
+  test = [r.sequence for r in input_pipeline.load_records(config.data, "test")]
+  sides = {}
+  print("--- dnagen_jax", flush=True)
+  jax_side = _jax_side(config, jax_dir, minutes, epochs)
+  from dnagen_jax import evaluate  # pylint: disable=g-import-not-at-top
+  scorer = evaluate.NeuralScorer.load(jax_dir)
+  jax_side.update({f"score_{k}": v for k, v in _score_rate(scorer.token_log_probs, val + test).items()})
+  sides["dnagen_jax"] = _summary(jax_side, bpe)
+
+  if with_torch:
+    from dnagen_jax import bench  # pylint: disable=g-import-not-at-top
+    if not bench.torch_available():
+      print("torch is not installed (pip install -e .[bench]): dnagen_jax only", flush=True)
+    else:
+      from dnagen_jax import torch_loop  # pylint: disable=g-import-not-at-top
+      print("--- PyTorch", flush=True)
+      train = [r.sequence for r in input_pipeline.load_records(config.data, "train")]
+      t = torch_loop.train(config, train, val, minutes=minutes, epochs=epochs,
+                           eval_every=config.train.eval_every, sort_noise=torch_sort_noise)
+      model = t.pop("model")
+      cut = config.data.length_buckets[-1]
+      genes = [tokens.encode(s) for s in val + test]
+      rate = _score_rate(lambda _: torch_loop.score_batches(
+          model, genes, config.train.eval_batch_size, cut), val + test)
+      t.update({f"score_{k}": v for k, v in rate.items()})
+      t["outside_step_s"] = {"validation": t.pop("validation_s")}
+      sides[f"PyTorch {t['torch_version']}"] = _summary(t, bpe)
+
+  result = {"title": title, "batches_per_epoch": bpe, "eval_every": config.train.eval_every,
+            "config": config.to_dict(), "sides": sides}
+  with open(os.path.join(workdir, "loop.json"), "w") as f:
+    json.dump(result, f, indent=2, default=str)
+  _plot(result, os.path.join(workdir, "loop.png"))
+  _print_table(result)
+  print(f"wrote {os.path.join(workdir, 'loop.json')} and loop.png", flush=True)
+  return result

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from configs import default
 from dnagen_jax import bench
 
@@ -40,3 +42,25 @@ def test_random_batch_is_full_and_shifted():
   batch = bench.random_batch(3, 10)
   assert batch["inputs"].shape == (3, 10) and batch["mask"].all()
   assert (batch["inputs"][:, 1:] == batch["targets"][:, :-1]).all()
+
+
+def test_loop_benchmark_trains_both_and_writes_curves(tfds_dir, tmp_path):
+  """bench --loop on tiny synthetic genes: one epoch each, the same validation steps, files out."""
+  from dnagen_jax import bench_loop  # pylint: disable=g-import-not-at-top
+  from dnagen_jax.errors import UserError  # pylint: disable=g-import-not-at-top
+  from tests.helpers import tiny_config  # pylint: disable=g-import-not-at-top
+  config = tiny_config(tfds_dir)
+  config.data.num_buckets = 2
+  result = bench_loop.run(config, str(tmp_path), epochs=1, with_torch=bench.torch_available())
+  saved = json.loads((tmp_path / "loop.json").read_text())
+  assert (tmp_path / "loop.png").stat().st_size > 1000
+  assert len(saved["sides"]) == (2 if bench.torch_available() else 1)
+  for side in result["sides"].values():
+    assert side["real_nt_per_s"] > 0 and 0 <= side["padding_fraction"] < 1
+    assert abs(side["epochs"] - 1) < 1e-9                      # the same budget for both
+    assert [p["step"] for p in side["points"]] == [4, 8]      # 8 steps per epoch, 2 evaluations
+    assert all(1 < p["perplexity"] < 8 for p in side["points"])
+  ours = result["sides"]["dnagen_jax"]
+  assert set(ours["outside_step_s"]) == {"compile", "host", "validation", "checkpoint"}
+  with pytest.raises(UserError, match="trains from scratch"):
+    bench_loop.run(config, str(tmp_path), epochs=1)           # never overwrites a finished run

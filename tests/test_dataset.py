@@ -112,3 +112,19 @@ def test_train_batches_are_length_sorted_and_cover_each_gene_once(tfds_dir):
   noisy = input_pipeline.TrainBatches(config.data, batch_size=8, seed=0)
   assert noisy.padded_fraction() > data.padded_fraction()
   assert not np.array_equal(np.sort(noisy._epoch_plan(0), 1), np.sort(noisy._epoch_plan(1), 1))
+
+
+def test_fit_buckets_is_the_least_padding_choice():
+  """Against brute force over every choice of k buckets among the candidate lengths."""
+  import itertools  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  for _ in range(20):
+    lengths = rng.integers(1, 200, rng.integers(1, 12))
+    k = int(rng.integers(1, 5))
+    cand = sorted(set(-(-lengths // 8) * 8))
+    padded = lambda bs: sum(min(b for b in bs if b >= x) for x in lengths)
+    best = min(padded(c + (cand[-1],)) for r in range(min(k, len(cand)))
+               for c in itertools.combinations(cand[:-1], r))
+    got = input_pipeline.fit_buckets(lengths, k)
+    assert len(got) <= k and got[-1] >= lengths.max() and all(b % 8 == 0 for b in got)
+    assert padded(got) == best

@@ -118,3 +118,12 @@ def write_or_check_workdir_config(config, workdir: str) -> None:
   with open(tmp, "w") as f:
     json.dump(new, f, indent=2)
   os.replace(tmp, path)  # atomic: an interrupted write never leaves half a config
+
+
+def read_workdir_config(workdir: str) -> dict:
+  """A trained workdir's config.json, completed with LEGACY_DEFAULTS."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise UserError(f"{workdir}: no trained model here (config.json missing); train one with --mode=train first")
+  with open(path) as f:
+    return complete_workdir_config(json.load(f))

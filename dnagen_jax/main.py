@@ -51,19 +51,21 @@ def run(argv):
     jax.distributed.initialize()  # reads the cluster's environment (SLURM, TPU pods, ...)
   if not workdir:
     raise UserError("--workdir is required")
+  from dnagen_jax.runtime import compile_cache
+  compile_cache.enable()
   if mode in ("train", "bench", "sweep", "mutate") and config is None:
     raise UserError(f"--mode={mode} needs --config=configs/NAME.py")
   if mode == "train":
-    from dnagen_jax import train
-    train.train_and_evaluate(config, workdir)
+    from dnagen_jax.training import trainer
+    trainer.train_and_evaluate(config, workdir)
   elif mode == "eval":
-    from dnagen_jax import evaluate
+    from dnagen_jax import workdir as workdir_lib
     if not FLAGS.eval_file:
       raise UserError("--mode=eval needs --eval_file=PATH (CSV or FASTA)")
-    evaluate.evaluate_file(workdir, FLAGS.eval_file)
+    workdir_lib.evaluate_file(workdir, FLAGS.eval_file)
   elif mode == "bench":
-    from dnagen_jax import bench
-    bench.run(config, workdir, steps=FLAGS.bench_steps, with_torch=FLAGS.torch)
+    from dnagen_jax.bench import step_speed
+    step_speed.run(config, workdir, steps=FLAGS.bench_steps, with_torch=FLAGS.torch)
   elif mode == "sweep":
     from dnagen_jax.ngram import sweep
     sweep.run(config, workdir, max_order=FLAGS.max_order, smoothings=FLAGS.smoothings)
@@ -129,7 +131,7 @@ def main(argv):
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
   except Exception as e:  # pylint: disable=broad-except
-    from dnagen_jax.train import Interrupted
+    from dnagen_jax.training.trainer import Interrupted
     if isinstance(e, Interrupted):
       print(str(e), file=sys.stderr)
       sys.exit(128 + e.signum)  # the shell's convention for "killed by this signal"

@@ -22,6 +22,8 @@ import time
 
 import numpy as np
 
+from dnagen_jax import config_check
+from dnagen_jax.workdir import load_scorer
 from dnagen_jax import scoring
 from dnagen_jax.errors import UserError
 from dnagen_jax.mutations import detect
@@ -74,11 +76,11 @@ def _entries(workdirs: list[str], out_dir: str) -> list[_Entry]:
   """Checks every workdir before any scoring starts; adds oracle rows."""
   entries = []
   for wd in workdirs:
-    cfg = scoring.read_workdir_config(wd)
+    cfg = config_check.read_workdir_config(wd)
     results = _read_results(wd)
     model = results.get("model") or cfg["model"]["name"]
     entries.append(_Entry(model, wd, model, _data_config(cfg), results,
-                          lambda wd=wd: scoring.load_scorer(wd)))
+                          lambda wd=wd: load_scorer(wd)))
   labels = [e.label for e in entries]
   for e in entries:  # two runs of one model family: name them by workdir too
     if labels.count(e.label) > 1:
@@ -98,10 +100,10 @@ def _entries(workdirs: list[str], out_dir: str) -> list[_Entry]:
 
 
 def _oracle_entry(e: _Entry, dataset: str, out_dir: str) -> _Entry:
-  from dnagen_jax import input_pipeline  # pylint: disable=g-import-not-at-top
-  from dnagen_jax.datasets.gene_dataset import gene_dataset_dataset_builder as gdb  # pylint: disable=g-import-not-at-top
+  from dnagen_jax.data import storage  # pylint: disable=g-import-not-at-top
+  from dnagen_jax.data.gene_dataset import gene_dataset_dataset_builder as gdb  # pylint: disable=g-import-not-at-top
   data_config = e.data_config
-  ppl = e.results.get("oracle_test_perplexity") or input_pipeline.oracle_perplexity(data_config, "test")
+  ppl = e.results.get("oracle_test_perplexity") or storage.oracle_perplexity(data_config, "test")
   results = {"model": "oracle", "test_perplexity": ppl,
              "test_bits_per_nucleotide": math.log2(ppl), "oracle_test_perplexity": ppl}
   workdir = os.path.join(out_dir, f"oracle-{dataset}")
@@ -110,7 +112,7 @@ def _oracle_entry(e: _Entry, dataset: str, out_dir: str) -> _Entry:
     json.dump(results, f, indent=1)
 
   def scorer():
-    settings = input_pipeline.dataset_settings(data_config)
+    settings = storage.dataset_settings(data_config)
     return scoring.OracleScorer(gdb.markov_source(gdb.make_config(**settings)))
 
   return _Entry("oracle", workdir, "oracle", data_config, results, scorer)

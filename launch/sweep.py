@@ -2,7 +2,7 @@ r"""Runs a declared sweep: one training run per entry of a sweep file's list of 
 
 A sweep file (launch/sweeps/*.py) defines `BASE` (a config file path) and
 `SWEEP` (a list of {name: {dotted.field: value}}). Each entry trains in
-WORKDIR/<name> through `train.train_and_evaluate`, so an interrupted sweep
+WORKDIR/<name> through `trainer.train_and_evaluate`, so an interrupted sweep
 resumes where it stopped (finished runs are skipped), and at the end
 WORKDIR/sweep_results.md tabulates every run's results.json.
 
@@ -22,7 +22,7 @@ from absl import logging
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from dnagen_jax import train  # pylint: disable=g-import-not-at-top,wrong-import-position
+from dnagen_jax.training import trainer  # pylint: disable=g-import-not-at-top,wrong-import-position
 from dnagen_jax.errors import UserError  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 flags.DEFINE_string("sweep", None, "Sweep file (launch/sweeps/*.py).", required=True)
@@ -65,7 +65,7 @@ def main(_):
       if not os.path.exists(results_path):
         print(f"== {name}: {overrides}", flush=True)
         config = apply_overrides(_load(base_path).get_config(), overrides)
-        train.train_and_evaluate(config, workdir)
+        trainer.train_and_evaluate(config, workdir)
       if os.path.exists(results_path):
         rows.append((name, json.load(open(results_path))))
   except UserError as e:

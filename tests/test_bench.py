@@ -5,7 +5,7 @@ import json
 import pytest
 
 from configs import default
-from dnagen_jax import bench
+from dnagen_jax.bench import step_speed
 
 
 def _tiny_config(name="lstm"):
@@ -19,42 +19,42 @@ def _tiny_config(name="lstm"):
 
 
 def test_run_writes_bench_json(tmp_path):
-  result = bench.run(_tiny_config(), str(tmp_path), steps=2, warmup=1, batch_size=8, seq_len=16,
-                     with_torch=bench.torch_available(), pipeline=False)
+  result = step_speed.run(_tiny_config(), str(tmp_path), steps=2, warmup=1, batch_size=8, seq_len=16,
+                     with_torch=step_speed.torch_available(), pipeline=False)
   saved = json.loads((tmp_path / "bench.json").read_text())
   assert saved["jax_train_nt_per_s"] > 0 and saved["jax_score_nt_per_s"] > 0
   assert len(saved["step_times_s"]["jax_train"]) == 2
   assert saved["batch_size"] == 8 and saved["seq_len"] == 16
-  if bench.torch_available():
+  if step_speed.torch_available():
     assert result["train_ratio"] > 0 and result["torch_params"] > 0
 
 
 def test_flops_and_memory_estimate():
   lstm = _tiny_config().model
   # 1 layer, in 8, hidden 8, 4 gates; head 8 -> vocab 8.
-  assert bench.forward_flops_per_token(lstm, 16) == 2 * (8 + 8) * 4 * 8 + 2 * 8 * 8
-  small = bench.train_step_bytes(_tiny_config(), 2, 64, remat=False)
-  large = bench.train_step_bytes(_tiny_config(), 2, 256, remat=False)
+  assert step_speed.forward_flops_per_token(lstm, 16) == 2 * (8 + 8) * 4 * 8 + 2 * 8 * 8
+  small = step_speed.train_step_bytes(_tiny_config(), 2, 64, remat=False)
+  large = step_speed.train_step_bytes(_tiny_config(), 2, 256, remat=False)
   assert 0 < small < large
 
 
 def test_random_batch_is_full_and_shifted():
-  batch = bench.random_batch(3, 10)
+  batch = step_speed.random_batch(3, 10)
   assert batch["inputs"].shape == (3, 10) and batch["mask"].all()
   assert (batch["inputs"][:, 1:] == batch["targets"][:, :-1]).all()
 
 
 def test_loop_benchmark_trains_both_and_writes_curves(tfds_dir, tmp_path):
   """bench --loop on tiny synthetic genes: one epoch each, the same validation steps, files out."""
-  from dnagen_jax import bench_loop  # pylint: disable=g-import-not-at-top
+  from dnagen_jax.bench import loop_speed  # pylint: disable=g-import-not-at-top
   from dnagen_jax.errors import UserError  # pylint: disable=g-import-not-at-top
   from tests.helpers import tiny_config  # pylint: disable=g-import-not-at-top
   config = tiny_config(tfds_dir)
   config.data.num_buckets = 2
-  result = bench_loop.run(config, str(tmp_path), epochs=1, with_torch=bench.torch_available())
+  result = loop_speed.run(config, str(tmp_path), epochs=1, with_torch=step_speed.torch_available())
   saved = json.loads((tmp_path / "loop.json").read_text())
   assert (tmp_path / "loop.png").stat().st_size > 1000
-  assert len(saved["sides"]) == (2 if bench.torch_available() else 1)
+  assert len(saved["sides"]) == (2 if step_speed.torch_available() else 1)
   for side in result["sides"].values():
     assert side["real_nt_per_s"] > 0 and 0 <= side["padding_fraction"] < 1
     assert abs(side["epochs"] - 1) < 1e-9                      # the same budget for both
@@ -63,4 +63,4 @@ def test_loop_benchmark_trains_both_and_writes_curves(tfds_dir, tmp_path):
   ours = result["sides"]["dnagen_jax"]
   assert set(ours["outside_step_s"]) == {"compile", "host", "validation", "checkpoint"}
   with pytest.raises(UserError, match="trains from scratch"):
-    bench_loop.run(config, str(tmp_path), epochs=1)           # never overwrites a finished run
+    loop_speed.run(config, str(tmp_path), epochs=1)           # never overwrites a finished run

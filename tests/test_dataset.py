@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from configs import default
-from dnagen_jax import input_pipeline
-from dnagen_jax import synthetic
-from dnagen_jax.datasets.gene_dataset import gene_dataset_dataset_builder as gdb
+from dnagen_jax.data import storage
+from dnagen_jax.data import batching
+from dnagen_jax.data import synthetic
+from dnagen_jax.data.gene_dataset import gene_dataset_dataset_builder as gdb
 
 
 def files_config(tfds_dir, files):
@@ -49,24 +50,24 @@ def test_synthetic_dataset_and_oracle(tfds_dir):
   config = default.get_config()
   config.data.data_dir = tfds_dir
   config.data.synthetic_sizes = (20, 5, 5)
-  recs = input_pipeline.load_records(config.data, "test")
+  recs = storage.load_records(config.data, "test")
   assert len(recs) == 5 and all(200 <= len(r.sequence) <= 1000 for r in recs)
-  oracle = input_pipeline.oracle_perplexity(config.data, "test")
+  oracle = storage.oracle_perplexity(config.data, "test")
   assert 2.0 < oracle < 4.0
 
 
 def test_files_dedup_filter_and_stable_split(tfds_dir, tmp_path):
   a = random_fasta(tmp_path / "a.fa", 200, 0, extra=">dup\n" + "A" * 10 + "\n>dup2\n" + "A" * 10 + "\n>long\n" + "C" * 60 + "\n")
   b = random_fasta(tmp_path / "b.fa", 100, 1)
-  only_a = {s: {r.sequence for r in input_pipeline.load_records(files_config(tfds_dir, [a]).data, s)}
-            for s in input_pipeline.SPLITS}
-  both = {s: {r.sequence for r in input_pipeline.load_records(files_config(tfds_dir, [a, b]).data, s)}
-          for s in input_pipeline.SPLITS}
+  only_a = {s: {r.sequence for r in storage.load_records(files_config(tfds_dir, [a]).data, s)}
+            for s in storage.SPLITS}
+  both = {s: {r.sequence for r in storage.load_records(files_config(tfds_dir, [a, b]).data, s)}
+          for s in storage.SPLITS}
   all_a = set().union(*only_a.values())
   assert "A" * 10 in all_a and "C" * 60 not in all_a          # dedup keeps one; filter drops long
   counts = collections.Counter(s for v in only_a.values() for s in v)
   assert max(counts.values()) == 1                            # no gene in two splits
-  for s in input_pipeline.SPLITS:                             # adding b moves none of a's genes
+  for s in storage.SPLITS:                             # adding b moves none of a's genes
     assert only_a[s] <= both[s]
   assert len(both["test"]) > len(only_a["test"])
 
@@ -81,7 +82,7 @@ def test_train_batches_resume_and_layout(tfds_dir):
   config = default.get_config()
   config.data.data_dir = tfds_dir
   config.data.synthetic_sizes = (20, 5, 5)
-  data = input_pipeline.TrainBatches(config.data, batch_size=4, seed=0)
+  data = batching.TrainBatches(config.data, batch_size=4, seed=0)
   it = data.iterator()
   first = [next(it) for _ in range(7)]
   it1 = data.iterator()
@@ -102,14 +103,14 @@ def test_train_batches_are_length_sorted_and_cover_each_gene_once(tfds_dir):
   config.data.data_dir = tfds_dir
   config.data.synthetic_sizes = (70, 5, 5)
   config.data.sort_noise = 0.0
-  data = input_pipeline.TrainBatches(config.data, batch_size=8, seed=0)
+  data = batching.TrainBatches(config.data, batch_size=8, seed=0)
   plan = data._epoch_plan(0)                                  # pylint: disable=protected-access
   assert plan.shape == (8, 8) and len(set(plan.ravel())) == 64   # each gene at most once
   spans = sorted((data.lengths[b].min(), data.lengths[b].max()) for b in plan)
   assert all(hi <= lo for (_, hi), (lo, _) in zip(spans, spans[1:]))  # strict sort: no overlap
   assert 0.0 <= data.padded_fraction() < 0.5
   config.data.sort_noise = 1000.0                             # noise >> lengths: shuffled batches
-  noisy = input_pipeline.TrainBatches(config.data, batch_size=8, seed=0)
+  noisy = batching.TrainBatches(config.data, batch_size=8, seed=0)
   assert noisy.padded_fraction() > data.padded_fraction()
   assert not np.array_equal(np.sort(noisy._epoch_plan(0), 1), np.sort(noisy._epoch_plan(1), 1))
 
@@ -125,6 +126,6 @@ def test_fit_buckets_is_the_least_padding_choice():
     padded = lambda bs: sum(min(b for b in bs if b >= x) for x in lengths)
     best = min(padded(c + (cand[-1],)) for r in range(min(k, len(cand)))
                for c in itertools.combinations(cand[:-1], r))
-    got = input_pipeline.fit_buckets(lengths, k)
+    got = batching.fit_buckets(lengths, k)
     assert len(got) <= k and got[-1] >= lengths.max() and all(b % 8 == 0 for b in got)
     assert padded(got) == best

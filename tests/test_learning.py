@@ -12,7 +12,7 @@ import os
 import pytest
 
 from configs import default, transformer
-from dnagen_jax import input_pipeline
+from dnagen_jax.data import storage
 from tests.helpers import overrides, run_main
 
 
@@ -64,7 +64,7 @@ def test_small_lstm_beats_unigram_on_real_genes(tmp_path, tfds_dir, genes_csv):
                   timeout=900)
   assert proc.returncode == 0, proc.stderr[-2000:]
   results = json.load(open(workdir / "results.json"))
-  train_seqs = [r.sequence for r in input_pipeline.load_records(config.data, "train")]
-  test_seqs = [r.sequence for r in input_pipeline.load_records(config.data, "test")]
+  train_seqs = [r.sequence for r in storage.load_records(config.data, "train")]
+  test_seqs = [r.sequence for r in storage.load_records(config.data, "test")]
   baseline = unigram_perplexity(train_seqs, test_seqs)
   assert results["test_perplexity"] < baseline, (results["test_perplexity"], baseline)

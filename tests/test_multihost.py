@@ -25,10 +25,10 @@ process_id, processes, port = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 if processes > 1:
   jax.distributed.initialize(f"127.0.0.1:{port}", num_processes=processes, process_id=process_id)
 from configs import default
-from dnagen_jax import bench
+from dnagen_jax.bench import step_speed
 config = default.get_config()
 config.model.embed_dim, config.model.hidden_dim = 8, 16
-bench_state = bench.JaxBench(config, bench.random_batch(8, 32, seed=3))
+bench_state = step_speed.JaxBench(config, step_speed.random_batch(8, 32, seed=3))
 state, losses = bench_state.state, []
 for _ in range(3):
   state, metrics = bench_state.train_fn(state, bench_state.batch)

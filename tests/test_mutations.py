@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from configs import default
-from dnagen_jax import synthetic
+from dnagen_jax.data import synthetic
 from dnagen_jax.errors import UserError
 from dnagen_jax.mutations import edits
 from dnagen_jax.mutations import generate

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from configs import default
-from dnagen_jax import input_pipeline
+from dnagen_jax.data import storage
 from dnagen_jax import scoring
-from dnagen_jax import synthetic
-from dnagen_jax.datasets.gene_dataset import gene_dataset_dataset_builder as gdb
+from dnagen_jax.data import synthetic
+from dnagen_jax.data.gene_dataset import gene_dataset_dataset_builder as gdb
 from dnagen_jax.mutations import detect
 from dnagen_jax.mutations import generate
 from dnagen_jax.mutations import mutation_csv
@@ -51,8 +51,8 @@ def synthetic_data(tfds_dir):
   """(config, oracle scorer, unigram scorer fit on train) of the default synthetic data."""
   config = default.get_config()
   config.data.data_dir = tfds_dir
-  source = gdb.markov_source(gdb.make_config(**input_pipeline.dataset_settings(config.data)))
-  train = [r.sequence for r in input_pipeline.load_records(config.data, "train")]
+  source = gdb.markov_source(gdb.make_config(**storage.dataset_settings(config.data)))
+  train = [r.sequence for r in storage.load_records(config.data, "train")]
   return config, scoring.OracleScorer(source), UnigramScorer(train)
 
 
@@ -116,7 +116,7 @@ def test_detect_run_writes_json_and_table(synthetic_data, sets, tmp_path, monkey
   workdir = tmp_path / "run"
   workdir.mkdir()
   (workdir / "config.json").write_text(json.dumps({"model": {"name": "lstm"}}))
-  monkeypatch.setattr(scoring, "load_scorer", lambda wd: synthetic_data[1])
+  monkeypatch.setattr(detect, "load_scorer", lambda wd: synthetic_data[1])
   res = detect.run(str(workdir), sets[1])
   out = capsys.readouterr().out
   assert "perplexity" in out and "window (W=20)" in out

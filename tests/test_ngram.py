@@ -10,7 +10,8 @@ import pytest
 
 from configs import default
 from configs import ngram as ngram_config
-from dnagen_jax import input_pipeline
+from dnagen_jax.workdir import load_scorer
+from dnagen_jax.data import storage
 from dnagen_jax import scoring
 from dnagen_jax.errors import UserError
 from dnagen_jax.ngram import codes
@@ -192,7 +193,7 @@ def synthetic_config(tfds_dir):
 def test_synthetic_reaches_oracle_and_kn_needs_less_data(tfds_dir, tmp_path):
   config = synthetic_config(tfds_dir)
   splits = ngram_train.load_splits(config)
-  oracle = input_pipeline.oracle_perplexity(config.data, "test")
+  oracle = storage.oracle_perplexity(config.data, "test")
   for smoothing in ("laplace", "kneser_ney", "witten_bell"):
     for n in (4, 6):
       model = NGramModel.fit(splits["train"], n, smoothing)
@@ -219,7 +220,7 @@ def test_train_and_evaluate_writes_workdir(tfds_dir, tmp_path):
     assert key in saved, key
   assert saved["model"] == "ngram-laplace-4" and saved["nltk_test_perplexity"] > 0
   assert saved["test_perplexity"] == pytest.approx(results["test_perplexity"])
-  scorer = scoring.load_scorer(workdir)  # dispatches on config.json's model.name
+  scorer = load_scorer(workdir)  # dispatches on config.json's model.name
   splits = ngram_train.load_splits(config)
   assert scorer.perplexity(splits["test"])["perplexity"] == pytest.approx(saved["test_perplexity"], rel=1e-12)
 

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from dnagen_jax import sequence_io
+from dnagen_jax.data import sequence_io
 from dnagen_jax.ngram import nltk_compat
 
 nltk_lm = pytest.importorskip("nltk.lm")

@@ -45,7 +45,7 @@ def test_remat_gives_the_same_gradients(kind="lstm"):
 def test_matches_torch_with_copied_weights(kind):
   """Two stacked layers (input projection, biases, GRU b_hn) against nn.LSTM / nn.GRU."""
   torch = pytest.importorskip("torch")
-  from dnagen_jax import torch_twins  # pylint: disable=g-import-not-at-top
+  from dnagen_jax.bench import torch_twins  # pylint: disable=g-import-not-at-top
   layers = [_layer(kind, seed=0), recurrent.RecurrentLayer(kind, H, H, rngs=nnx.Rngs(5))]
   layers[1].b[...] = layers[1].b[...] + 0.1  # biases of both layers reach PyTorch's b_ih / b_hh
   rnn = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[kind](IN, H, 2, batch_first=True)

@@ -9,7 +9,7 @@ import pytest
 from configs import default
 from dnagen_jax import report
 from dnagen_jax import scoring
-from dnagen_jax import synthetic
+from dnagen_jax.data import synthetic
 from dnagen_jax.errors import UserError
 
 
@@ -43,7 +43,7 @@ def test_report_writes_tables_plot_and_json_and_reuses_cache(tmp_path, tfds_dir,
     loads.append(wd)
     return WrongChainScorer()
 
-  monkeypatch.setattr(scoring, "load_scorer", load)
+  monkeypatch.setattr(report, "load_scorer", load)
   out = str(tmp_path / "report")
   rep = report.run([a, b], out, num_pairs=40)
   assert sorted(loads) == sorted([a, b])  # each model loaded once for its 9 sets

@@ -5,8 +5,8 @@ import gzip
 import numpy as np
 import pytest
 
-from dnagen_jax import sequence_io
-from dnagen_jax import tokens
+from dnagen_jax.data import sequence_io
+from dnagen_jax.data import tokens
 from dnagen_jax.errors import UserError
 from tests.helpers import HEADER
 

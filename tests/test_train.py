@@ -14,12 +14,12 @@ import pytest
 from flax import nnx
 from jax.sharding import Mesh
 
-from dnagen_jax import checkpoints
-from dnagen_jax import input_pipeline
-from dnagen_jax import mesh_utils
+from dnagen_jax.runtime import checkpoints
+from dnagen_jax.data import batching
+from dnagen_jax.runtime import mesh_utils
 from dnagen_jax import models
-from dnagen_jax import train
-from dnagen_jax import train_step as steps
+from dnagen_jax.training import trainer
+from dnagen_jax.runtime import steps
 from dnagen_jax.errors import UserError
 from tests.helpers import ROOT, overrides, run_main, tiny_config
 
@@ -30,7 +30,7 @@ def _one_step(config, mesh):
   graphdef, state = nnx.split((model, optimizer))
   state = jax.device_put(state, mesh_utils.replicated(mesh))
   step = steps.jit_train_step(graphdef, mesh)
-  batch = next(input_pipeline.TrainBatches(config.data, 8, 0).iterator())
+  batch = next(batching.TrainBatches(config.data, 8, 0).iterator())
   state, metrics = step(state, mesh_utils.put_batch(batch, mesh))
   return jax.tree.map(np.asarray, nnx.to_pure_dict(state)), float(metrics["nll"])
 
@@ -58,7 +58,7 @@ def _final_params(workdir):
 def test_train_writes_results_and_resumes_to_the_same_parameters(tfds_dir, tmp_path):
   config = tiny_config(tfds_dir)
   full = str(tmp_path / "full")
-  results = train.train_and_evaluate(config, full)
+  results = trainer.train_and_evaluate(config, full)
   for key in ("model", "params", "nucleotides_seen", "val_perplexity", "test_perplexity",
               "test_bits_per_nucleotide", "oracle_test_perplexity"):
     assert key in json.load(open(os.path.join(full, "results.json")))
@@ -69,8 +69,8 @@ def test_train_writes_results_and_resumes_to_the_same_parameters(tfds_dir, tmp_p
 
   parts = str(tmp_path / "parts")
   config.train.halt_after_steps = 3
-  assert train.train_and_evaluate(config, parts) == {}        # halted at step 3
-  train.train_and_evaluate(config, parts)                       # resumes 3 -> 6
+  assert trainer.train_and_evaluate(config, parts) == {}        # halted at step 3
+  trainer.train_and_evaluate(config, parts)                       # resumes 3 -> 6
   step_a, a = _final_params(full)
   step_b, b = _final_params(parts)
   assert step_a == step_b == 6
@@ -84,7 +84,7 @@ def test_sigterm_saves_and_resume_matches(tfds_dir, tmp_path):
   config.train.eval_every = 40
   config.train.checkpoint_every = 40
   reference = str(tmp_path / "ref")
-  train.train_and_evaluate(config, reference)
+  trainer.train_and_evaluate(config, reference)
 
   workdir = str(tmp_path / "term")
   args = ["--config=configs/default.py", f"--workdir={workdir}"] + overrides(config)
@@ -116,7 +116,7 @@ def test_nan_loss_stops_keeps_last_good_checkpoint(tfds_dir, tmp_path, monkeypat
   config.train.max_steps = 12
   config.train.halt_after_steps = 4
   workdir = str(tmp_path / "nan")
-  train.train_and_evaluate(config, workdir)                      # good checkpoint at step 4
+  trainer.train_and_evaluate(config, workdir)                      # good checkpoint at step 4
   good = steps.train_step
 
   def diverging_step(graphdef, state, batch):                    # as if the loss blew up
@@ -126,7 +126,7 @@ def test_nan_loss_stops_keeps_last_good_checkpoint(tfds_dir, tmp_path, monkeypat
   monkeypatch.setattr(steps, "train_step", diverging_step)
   config.train.halt_after_steps = 0
   with pytest.raises(UserError) as e:
-    train.train_and_evaluate(config, workdir)
+    trainer.train_and_evaluate(config, workdir)
   message = str(e.value)
   assert "\n" not in message and "loss became nan" in message and "checkpoint: step 4" in message
   assert _final_params(workdir)[0] == 4
@@ -136,17 +136,17 @@ def test_workdir_of_another_model_is_refused(tfds_dir, tmp_path):
   config = tiny_config(tfds_dir)
   config.train.halt_after_steps = 2
   workdir = str(tmp_path / "w")
-  train.train_and_evaluate(config, workdir)
+  trainer.train_and_evaluate(config, workdir)
   config.model.hidden_dim = 32
   with pytest.raises(UserError, match="holds a run of a different model .*hidden_dim: 16 -> 32"):
-    train.train_and_evaluate(config, workdir)
+    trainer.train_and_evaluate(config, workdir)
 
 
 def test_resume_allows_settings_that_do_not_change_what_is_learned(tfds_dir, tmp_path):
   config = tiny_config(tfds_dir)
   config.train.halt_after_steps = 2
   workdir = str(tmp_path / "w")
-  train.train_and_evaluate(config, workdir)
+  trainer.train_and_evaluate(config, workdir)
   # Another node / tighter memory: new storage, remat, buckets, batching noise, eval batch.
   config.data.data_dir = str(tmp_path / "tfds_elsewhere")
   config.model.remat = True
@@ -154,28 +154,28 @@ def test_resume_allows_settings_that_do_not_change_what_is_learned(tfds_dir, tmp
   config.data.length_buckets = (64, 128)
   config.data.sort_noise = 0.0
   config.train.eval_batch_size = 16
-  assert train.train_and_evaluate(config, workdir) == {}   # resumed 2 -> 4, halted again
+  assert trainer.train_and_evaluate(config, workdir) == {}   # resumed 2 -> 4, halted again
   assert _final_params(workdir)[0] == 4
   assert json.load(open(os.path.join(workdir, "config.json")))["model"]["remat"] is True
 
 
 def test_workdir_from_before_the_new_fields_resumes_and_scores(tfds_dir, tmp_path):
   """A config.json without model.init / data.sort_noise reads as the values those runs used."""
-  from dnagen_jax import evaluate  # pylint: disable=g-import-not-at-top
+  from dnagen_jax.scoring import neural  # pylint: disable=g-import-not-at-top
   config = tiny_config(tfds_dir)
   config.model.init = "flax"
   config.data.sort_noise = 0.0
   config.train.halt_after_steps = 2
   workdir = str(tmp_path / "old")
-  train.train_and_evaluate(config, workdir)
+  trainer.train_and_evaluate(config, workdir)
   path = os.path.join(workdir, "config.json")
   old = json.load(open(path))
   del old["model"]["init"], old["data"]["sort_noise"]
   json.dump(old, open(path, "w"))                           # as an older version wrote it
-  scorer = evaluate.NeuralScorer.load(workdir)
+  scorer = neural.NeuralScorer.load(workdir)
   assert 1.0 < scorer.perplexity(["ACGTTGCA" * 5])["perplexity"] < 8.0
   fresh = tiny_config(tfds_dir)                             # init='pytorch': another model
   with pytest.raises(UserError, match=r"model.init: 'flax' -> 'pytorch'"):
-    train.train_and_evaluate(fresh, workdir)
-  assert train.train_and_evaluate(config, workdir) == {}    # the same settings resume
+    trainer.train_and_evaluate(fresh, workdir)
+  assert trainer.train_and_evaluate(config, workdir) == {}    # the same settings resume
   assert _final_params(workdir)[0] == 4

@@ -40,7 +40,7 @@ _FORWARD = "dnagen_causal_attention_forward"
 _BACKWARD = "dnagen_causal_attention_backward"
 
 
-def _cpu_features() -> str:
+def cpu_features() -> str:
   """The CPU's model and feature flags (what -march=native compiles for)."""
   try:
     lines = pathlib.Path("/proc/cpuinfo").read_text().splitlines()
@@ -60,7 +60,7 @@ def build(cache_dir: str | os.PathLike | None = None, compiler: str | None = Non
   cache = pathlib.Path(cache_dir or os.environ.get("DNAGEN_JAX_KERNEL_CACHE")
                        or pathlib.Path.home() / ".cache" / "dnagen_jax" / "kernels")
   key = hashlib.sha256("\n".join([SOURCE.read_text(), " ".join(FLAGS), compiler,
-                                  jaxlib.__version__, _cpu_features()]).encode()).hexdigest()[:16]
+                                  jaxlib.__version__, cpu_features()]).encode()).hexdigest()[:16]
   target = cache / f"causal_attention_cpu-{key}.so"
   if target.exists():
     return target

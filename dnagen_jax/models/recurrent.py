@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from dnagen_jax import tokens
+from dnagen_jax.data import tokens
 from dnagen_jax.models.matmul import matmul
 
 # Time steps per loop iteration. On CPU the loop's own cost is ~1 us a step

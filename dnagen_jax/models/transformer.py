@@ -22,7 +22,7 @@ import numpy as np
 from flax import nnx
 from jax import lax
 
-from dnagen_jax import tokens
+from dnagen_jax.data import tokens
 from dnagen_jax.models import cpu_attention
 from dnagen_jax.models.matmul import dense
 
@@ -86,7 +86,7 @@ def _per_sequence(fn, *arrays):
   operands and scores in cache; on the whole batch at once the [b, h, 128, t]
   scores of a block (100 MB at batch 64) go through memory between the
   product, the softmax and p @ v. On paper_transformer (batch 64 x 1024)
-  scoring went from 0.93x to 1.10-1.18x PyTorch (README "Speed"); training
+  scoring went from 0.93x to 1.10-1.18x PyTorch (docs/speed.md); training
   stayed within this machine's noise (0.81-0.90x, from 0.82x). The loop
   runs over (b / n) * h steps with the n devices' sequences side by side in
   each, so that the batch stays split over devices (no collective in the

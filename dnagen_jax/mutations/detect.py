@@ -16,6 +16,8 @@ from typing import Sequence
 
 import numpy as np
 
+from dnagen_jax import config_check
+from dnagen_jax.workdir import load_scorer
 from dnagen_jax import scoring
 from dnagen_jax.mutations import edits as edits_lib
 from dnagen_jax.mutations import mutation_csv
@@ -156,8 +158,8 @@ def detect_file(scorer: scoring.Scorer, workdir: str, csv_path: str,
 def run(workdir: str, mutations_csv_path: str, window: int = rules.DEFAULT_WINDOW) -> dict:
   """`--mode=detect`: the trained model of `workdir` on one mutation set."""
   pairs = mutation_csv.read(mutations_csv_path)  # bad input fails before a model loads
-  model = scoring.read_workdir_config(workdir)["model"]["name"]
-  scorer = scoring.load_scorer(workdir)
+  model = config_check.read_workdir_config(workdir)["model"]["name"]
+  scorer = load_scorer(workdir)
   result = detect_file(scorer, workdir, mutations_csv_path, window, model, pairs=pairs)
   print(format_table(result))
   print(f"scored {result['distinct_sequences']} distinct sequences of {2 * result['n']} "

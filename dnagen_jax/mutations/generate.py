@@ -14,12 +14,12 @@ import os
 
 import numpy as np
 
+from dnagen_jax.data.storage import SPLITS
 from dnagen_jax.errors import UserError
 from dnagen_jax.mutations import edits as edits_lib
 from dnagen_jax.mutations import mutation_csv
 from dnagen_jax.mutations.mutation_csv import MutationPair
 
-SPLITS = ("train", "validation", "test")
 
 
 def file_name(max_edits: int, seed: int, split: str = "test", swaps: bool = False) -> str:
@@ -57,9 +57,9 @@ def check_settings(max_edits: int, num_pairs: int, split: str) -> None:
 def generate_set(data_config, path: str, max_edits: int, num_pairs: int, seed: int,
                  split: str = "test", swaps: bool = False) -> str:
   """Writes one set for the data set of `data_config` to `path`; returns `path`."""
-  from dnagen_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  from dnagen_jax.data import storage  # pylint: disable=g-import-not-at-top
   check_settings(max_edits, num_pairs, split)
-  records = input_pipeline.load_records(data_config, split)
+  records = storage.load_records(data_config, split)
   genes = [(r.record_id, r.sequence) for r in records if "N" not in r.sequence]
   if not genes:
     raise UserError(f"the {split} split has no gene made only of A, C, G, T to mutate")
@@ -72,9 +72,9 @@ def generate_set(data_config, path: str, max_edits: int, num_pairs: int, seed: i
 
 def dataset_name(data_config) -> str:
   """Name of the prepared data set (unique to its settings): sets are shared per data set."""
-  from dnagen_jax import input_pipeline  # pylint: disable=g-import-not-at-top
-  from dnagen_jax.datasets.gene_dataset import gene_dataset_dataset_builder as gdb  # pylint: disable=g-import-not-at-top
-  return gdb.make_config(**input_pipeline.dataset_settings(data_config)).name
+  from dnagen_jax.data import storage  # pylint: disable=g-import-not-at-top
+  from dnagen_jax.data.gene_dataset import gene_dataset_dataset_builder as gdb  # pylint: disable=g-import-not-at-top
+  return gdb.make_config(**storage.dataset_settings(data_config)).name
 
 
 def run(config, workdir: str, max_edits: int, num_pairs: int, seed: int,

@@ -19,7 +19,7 @@ import hashlib
 import json
 import os
 
-from dnagen_jax import sequence_io
+from dnagen_jax.data import sequence_io
 from dnagen_jax.errors import UserError
 from dnagen_jax.mutations import edits as edits_lib
 

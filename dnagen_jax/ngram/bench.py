@@ -26,8 +26,8 @@ import tracemalloc
 
 import numpy as np
 
-from dnagen_jax import sequence_io
-from dnagen_jax.datasets.gene_dataset.gene_dataset_dataset_builder import split_of
+from dnagen_jax.data import sequence_io
+from dnagen_jax.data.gene_dataset.gene_dataset_dataset_builder import split_of
 from dnagen_jax.ngram import nltk_compat
 from dnagen_jax.ngram.model import NGramModel
 

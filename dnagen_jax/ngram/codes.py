@@ -1,6 +1,6 @@
 """Genes as packed integer n-gram codes, and counting them without Python loops.
 
-Symbols keep the project's token ids (`dnagen_jax.tokens`): BOS=1, EOS=2,
+Symbols keep the project's token ids (`dnagen_jax.data.tokens`): BOS=1, EOS=2,
 A=3, C=4, G=5, T=6, N=7 (0 is never used). Each fits in 3 bits, so an n-gram
 w_1..w_n packs into one uint64 with the oldest symbol in the high bits:
 
@@ -23,7 +23,7 @@ import os
 
 import numpy as np
 
-from dnagen_jax import tokens
+from dnagen_jax.data import tokens
 from dnagen_jax.errors import UserError
 
 BITS = 3

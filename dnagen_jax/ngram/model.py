@@ -38,7 +38,7 @@ import os
 
 import numpy as np
 
-from dnagen_jax import tokens
+from dnagen_jax.data import tokens
 from dnagen_jax.errors import UserError
 from dnagen_jax.ngram import codes as C
 

@@ -17,7 +17,7 @@ import json
 import math
 import os
 
-from dnagen_jax import input_pipeline
+from dnagen_jax.data import storage
 from dnagen_jax.errors import UserError
 from dnagen_jax.ngram import codes
 from dnagen_jax.ngram.model import SMOOTHINGS
@@ -39,7 +39,7 @@ def run(config, workdir: str, max_order: int, smoothings) -> dict:
   with open(os.path.join(workdir, "config.json"), "w") as f:
     f.write(config.to_json_best_effort(indent=2))
   splits = load_splits(config)
-  oracle = input_pipeline.oracle_perplexity(config.data, "test")
+  oracle = storage.oracle_perplexity(config.data, "test")
   print(f"[sweep] {len(splits['train'])} train genes ({sum(map(len, splits['train'])):,} nt), "
         f"orders 1..{max_order}, smoothings {', '.join(smoothings)}", flush=True)
   rows = []

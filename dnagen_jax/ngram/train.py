@@ -3,7 +3,7 @@
   python -m dnagen_jax.main --config=configs/ngram.py --workdir=/tmp/ngram
 
 `train_and_evaluate(config, workdir)` writes into `workdir`:
-  config.json    the resolved config (read back by `scoring.load_scorer`);
+  config.json    the resolved config (read back by `workdir.load_scorer`);
   ngram.npz      the counts: keys_k uint64 [U_k], counts_k unsigned [U_k] per order k;
   ngram.json     header: format name and version, order, smoothing, outcomes, ...;
   results.json   perplexities and bits per nucleotide (project protocol), the
@@ -21,7 +21,7 @@ import os
 import time
 
 from dnagen_jax import config_check
-from dnagen_jax import input_pipeline
+from dnagen_jax.data import storage
 from dnagen_jax.ngram import nltk_compat
 from dnagen_jax.ngram.model import NGramModel
 from dnagen_jax.ngram.scorer import NGramScorer
@@ -39,8 +39,8 @@ def model_settings(config) -> dict:
 
 def load_splits(config) -> dict[str, list[str]]:
   """{'train'|'validation'|'test': genes} of the config's prepared data set."""
-  return {s: [r.sequence for r in input_pipeline.load_records(config.data, s)]
-          for s in input_pipeline.SPLITS}
+  return {s: [r.sequence for r in storage.load_records(config.data, s)]
+          for s in storage.SPLITS}
 
 
 def fit_and_score(settings: dict, splits: dict, oracle: float | None = None) -> tuple[NGramModel, dict]:
@@ -85,7 +85,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   config_check.write_or_check_workdir_config(config, workdir)
   settings = model_settings(config)
   splits = load_splits(config)
-  oracle = input_pipeline.oracle_perplexity(config.data, "test")
+  oracle = storage.oracle_perplexity(config.data, "test")
   model, results = fit_and_score(settings, splits, oracle)
   model.save(workdir)
   with open(os.path.join(workdir, "results.json"), "w") as f:

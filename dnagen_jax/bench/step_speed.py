@@ -9,12 +9,12 @@ r"""Training and scoring speed of a config, side by side with its PyTorch twin.
       --config.data.source=files --config.data.files=../shared/data/human_genes/genes.csv
 
 Without --loop this times single steps on a fixed batch shape (the speed of
-the compiled step alone); --loop runs `bench_loop`: the whole training loop on
+the compiled step alone); --loop runs `loop_speed`: the whole training loop on
 real genes against a plain PyTorch loop (what users run).
 
 What is timed, in nucleotides per second (batch x seq_len tokens per step, all real):
   * train: the project's jitted `train_step` (loss, gradients, optimizer update)
-    on the same mesh and shardings as `train.py`, and PyTorch's twin
+    on the same mesh and shardings as `training.trainer`, and PyTorch's twin
     (`torch_twins`): forward, backward, (clipping), Adam;
   * score: the forward pass only (`eval_step` / `torch.inference_mode`).
 Each step is timed alone and JAX and PyTorch alternate step by step in one
@@ -41,10 +41,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from dnagen_jax import mesh_utils
+from dnagen_jax.runtime import mesh_utils
 from dnagen_jax import models
-from dnagen_jax import tokens
-from dnagen_jax import train_step as steps
+from dnagen_jax.data import tokens
+from dnagen_jax.runtime import steps
 from dnagen_jax.models import cpu_attention
 
 # Peak dense matrix throughput per device (FLOP/s): (bfloat16, float32 as the
@@ -134,7 +134,7 @@ class TorchBench:
   """The PyTorch twin on the same batch."""
 
   def __init__(self, config, batch: dict):
-    from dnagen_jax import torch_twins  # pylint: disable=g-import-not-at-top
+    from dnagen_jax.bench import torch_twins  # pylint: disable=g-import-not-at-top
     import torch  # pylint: disable=g-import-not-at-top
     self.torch = torch
     self.trainer = torch_twins.TorchTrainer(config, config.train.seed)
@@ -162,8 +162,8 @@ def torch_available() -> bool:
 
 def pipeline_rate(config, batch_size: int, seed: int, batches: int = 30) -> dict:
   """Nucleotides/s (real ones, by mask) that `TrainBatches(...).iterator()` delivers."""
-  from dnagen_jax import input_pipeline  # pylint: disable=g-import-not-at-top
-  data = input_pipeline.TrainBatches(config.data, batch_size, seed)
+  from dnagen_jax.data import batching  # pylint: disable=g-import-not-at-top
+  data = batching.TrainBatches(config.data, batch_size, seed)
   it = data.iterator()
   next(it)  # first batch pays the epoch plan and the prefetch threads' start
   nucleotides, t0 = 0, time.perf_counter()
@@ -323,7 +323,7 @@ def run(config, workdir: str | None, steps: int = 10, with_torch: bool = True,
   """Times `config`'s model (and its PyTorch twin); prints a table; returns bench.json's dict."""
   batch_size = batch_size or config.train.batch_size
   if batch_size % jax.device_count():  # the batch is split over every device
-    batch_size = -(-batch_size // jax.device_count()) * jax.device_count()
+    batch_size = mesh_utils.round_to_devices(batch_size, mesh_utils.make_mesh())
     print(f"batch rounded up to {batch_size}, a multiple of the {jax.device_count()} devices")
   if config.model.name == "ngram":
     from dnagen_jax.errors import UserError  # pylint: disable=g-import-not-at-top
@@ -364,46 +364,3 @@ def run(config, workdir: str | None, steps: int = 10, with_torch: bool = True,
     with open(os.path.join(workdir, "bench.json"), "w") as f:
       json.dump(result, f, indent=2, default=str)
   return result
-
-
-def main(argv):
-  del argv
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  from absl import logging  # pylint: disable=g-import-not-at-top
-  logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO
-  f = flags.FLAGS
-  if f.loop:
-    import sys  # pylint: disable=g-import-not-at-top
-    from dnagen_jax import bench_loop  # pylint: disable=g-import-not-at-top
-    from dnagen_jax.errors import UserError  # pylint: disable=g-import-not-at-top
-    try:
-      bench_loop.run(f.config, f.workdir, minutes=f.minutes, epochs=f.epochs, with_torch=f.torch,
-                     evals_per_epoch=f.evals_per_epoch)
-    except UserError as e:
-      print(f"error: {e}", file=sys.stderr)
-      sys.exit(2)
-    return
-  run(f.config, f.workdir, steps=f.steps, with_torch=f.torch, batch_size=f.batch_size,
-      seq_len=f.seq_len, warmup=f.warmup, pipeline=f.pipeline,
-      memory_gib=tuple(float(g) for g in f.memory_gib))
-
-
-if __name__ == "__main__":
-  from absl import app  # pylint: disable=g-import-not-at-top
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
-  config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py).", lock_config=True)
-  flags.DEFINE_string("workdir", None, "Where to write bench.json (optional).")
-  flags.DEFINE_integer("batch_size", 0, "Genes per step (0 = the config's train.batch_size).")
-  flags.DEFINE_integer("seq_len", 1024, "Tokens per gene.")
-  flags.DEFINE_integer("steps", 10, "Timed steps after warm-up (median reported).")
-  flags.DEFINE_integer("warmup", 2, "Untimed steps first.")
-  flags.DEFINE_bool("torch", True, "Also time the PyTorch twin (if torch is installed).")
-  flags.DEFINE_bool("pipeline", True, "Also time the input pipeline.")
-  flags.DEFINE_list("memory_gib", [], "Device sizes (GiB) for the longest-sequence estimate.")
-  flags.DEFINE_bool("loop", False, "Time the whole training loop on real genes against a PyTorch loop.")
-  flags.DEFINE_float("minutes", 0.0, "loop: wall-time budget of each library's training.")
-  flags.DEFINE_integer("epochs", 0, "loop: epochs of each library's training (0 = --minutes decides).")
-  flags.DEFINE_integer("evals_per_epoch", 2, "loop: validations per epoch (both libraries, same steps).")
-  flags.mark_flag_as_required("config")
-  app.run(main)

@@ -19,15 +19,16 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from dnagen_jax import checkpoints
+from dnagen_jax.runtime import checkpoints
 from dnagen_jax import config_check
-from dnagen_jax import evaluate
-from dnagen_jax import input_pipeline
-from dnagen_jax import mesh_utils
+from dnagen_jax.scoring import neural
+from dnagen_jax.data import storage
+from dnagen_jax.data import batching
+from dnagen_jax.runtime import mesh_utils
 from dnagen_jax import models
-from dnagen_jax import progress
+from dnagen_jax.training import progress
 from dnagen_jax import scoring
-from dnagen_jax import train_step as steps
+from dnagen_jax.runtime import steps
 from dnagen_jax.errors import UserError
 
 
@@ -78,11 +79,11 @@ def _train(config, workdir: str, flag: dict) -> dict:
   if tc.batch_size % mesh.size:
     raise UserError(f"train.batch_size={tc.batch_size} must be a multiple of the {mesh.size} devices")
 
-  data = input_pipeline.TrainBatches(config.data, tc.batch_size, tc.seed)
+  data = batching.TrainBatches(config.data, tc.batch_size, tc.seed)
   total_steps = tc.num_epochs * data.batches_per_epoch
   if tc.max_steps:
     total_steps = min(total_steps, tc.max_steps)
-  val_seqs = [r.sequence for r in input_pipeline.load_records(config.data, "validation")]
+  val_seqs = [r.sequence for r in storage.load_records(config.data, "validation")]
 
   model = models.create_model(config.model, tc.seed)
   n_params = models.param_count(model)
@@ -92,10 +93,7 @@ def _train(config, workdir: str, flag: dict) -> dict:
   meta = {"step": 0, "data": None, "best_val_loss": math.inf, "bad_evals": 0,
           "nucleotides_seen": 0, "seed": tc.seed, "elapsed_s": 0.0}
   if ckpts.latest_step() is not None:
-    abstract = checkpoints.abstract_like(checkpoints.state_tree(model, optimizer),
-                                         mesh_utils.replicated(mesh))
-    tree, meta = ckpts.restore(abstract)
-    checkpoints.load_state_tree(model, optimizer, tree)
+    meta = ckpts.restore_into(model, optimizer, mesh_utils.replicated(mesh))
     print(f"resuming from step {meta['step']} in {workdir}", flush=True)
 
   model_def = nnx.graphdef(model)
@@ -103,7 +101,7 @@ def _train(config, workdir: str, flag: dict) -> dict:
   state = jax.device_put(state, mesh_utils.replicated(mesh))
   train_step = steps.ByShape(steps.jit_train_step(graphdef, mesh), state, mesh)
   # One scorer for every validation: its compiled eval programs are reused.
-  val_scorer = evaluate.NeuralScorer(config, model_def, nnx.state(model), mesh)
+  val_scorer = neural.NeuralScorer(config, model_def, nnx.state(model), mesh)
   it = data.iterator()
   if meta["data"] is not None:
     it.set_state(meta["data"])
@@ -195,8 +193,8 @@ def _train(config, workdir: str, flag: dict) -> dict:
 
   # Test with the best parameters (by validation loss).
   ckpts.close()
-  scorer = evaluate.NeuralScorer.load(workdir)
-  test_seqs = [r.sequence for r in input_pipeline.load_records(config.data, "test")]
+  scorer = neural.NeuralScorer.load(workdir)
+  test_seqs = [r.sequence for r in storage.load_records(config.data, "test")]
   test = scorer.perplexity(test_seqs)
   val = scorer.perplexity(val_seqs)
   results = {
@@ -204,7 +202,7 @@ def _train(config, workdir: str, flag: dict) -> dict:
       "steps": step, "stopped_early": stopped_early,
       "val_perplexity": val["perplexity"], "val_bits_per_nucleotide": val["bits_per_nucleotide"],
       "test_perplexity": test["perplexity"], "test_bits_per_nucleotide": test["bits_per_nucleotide"],
-      "oracle_test_perplexity": input_pipeline.oracle_perplexity(config.data, "test"),
+      "oracle_test_perplexity": storage.oracle_perplexity(config.data, "test"),
       "train_seconds": meta["elapsed_s"] + log.elapsed(), "nucleotides_per_s": log.mean_rate(),
       "timings_s": log.timings,
   }

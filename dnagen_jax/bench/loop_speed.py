@@ -7,7 +7,7 @@ r"""End-to-end benchmark: the project's trainer as it trains, against a plain Py
 Both sides train the same model settings on the same TFDS splits, for the
 same wall time (--minutes) or number of epochs (--epochs), one after the
 other in this process, and validate at the same steps:
-  * dnagen_jax: `train.train_and_evaluate` itself, in WORKDIR/jax (its
+  * dnagen_jax: `trainer.train_and_evaluate` itself, in WORKDIR/jax (its
     metrics.jsonl is the record), batching and all;
   * PyTorch: `torch_loop.train`, the loop users write by hand.
 Then both score the validation and test genes (forward only, length-sorted
@@ -26,16 +26,17 @@ import json
 import os
 import time
 
-from dnagen_jax import input_pipeline
-from dnagen_jax import tokens
+from dnagen_jax.data import storage
+from dnagen_jax.data import batching
+from dnagen_jax.data import tokens
 from dnagen_jax.errors import UserError
 
 
 def _jax_side(config, workdir: str, minutes: float, epochs: int) -> dict:
-  from dnagen_jax import train  # pylint: disable=g-import-not-at-top
+  from dnagen_jax.training import trainer  # pylint: disable=g-import-not-at-top
   cfg = config.copy_and_resolve_references()
   cfg.train.max_minutes, cfg.train.max_steps, cfg.train.patience = minutes, 0, 0
-  train.train_and_evaluate(cfg, workdir)
+  trainer.train_and_evaluate(cfg, workdir)
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     records = [json.loads(line) for line in f]
   end = [r for r in records if r["split"] == "timings"][-1]
@@ -128,7 +129,7 @@ def run(config, workdir: str, minutes: float = 0.0, epochs: int = 0, with_torch:
   if os.path.exists(jax_dir):
     raise UserError(f"{jax_dir} exists: the loop benchmark trains from scratch; use a new --workdir")
   os.makedirs(workdir, exist_ok=True)
-  data = input_pipeline.TrainBatches(config.data, config.train.batch_size, config.train.seed)
+  data = batching.TrainBatches(config.data, config.train.batch_size, config.train.seed)
   bpe = data.batches_per_epoch
   config = config.copy_and_resolve_references()
   config.train.eval_every = max(1, bpe // evals_per_epoch)
@@ -141,24 +142,24 @@ def run(config, workdir: str, minutes: float = 0.0, epochs: int = 0, with_torch:
   print(f"loop benchmark: {title} | {bpe} steps per epoch, validation every "
         f"{config.train.eval_every} steps", flush=True)
 
-  val = [r.sequence for r in input_pipeline.load_records(config.data, "validation")]
-  test = [r.sequence for r in input_pipeline.load_records(config.data, "test")]
+  val = [r.sequence for r in storage.load_records(config.data, "validation")]
+  test = [r.sequence for r in storage.load_records(config.data, "test")]
   sides = {}
   print("--- dnagen_jax", flush=True)
   jax_side = _jax_side(config, jax_dir, minutes, epochs)
-  from dnagen_jax import evaluate  # pylint: disable=g-import-not-at-top
-  scorer = evaluate.NeuralScorer.load(jax_dir)
+  from dnagen_jax.scoring import neural  # pylint: disable=g-import-not-at-top
+  scorer = neural.NeuralScorer.load(jax_dir)
   jax_side.update({f"score_{k}": v for k, v in _score_rate(scorer.token_log_probs, val + test).items()})
   sides["dnagen_jax"] = _summary(jax_side, bpe)
 
   if with_torch:
-    from dnagen_jax import bench  # pylint: disable=g-import-not-at-top
-    if not bench.torch_available():
+    from dnagen_jax.bench import step_speed  # pylint: disable=g-import-not-at-top
+    if not step_speed.torch_available():
       print("torch is not installed (pip install -e .[bench]): dnagen_jax only", flush=True)
     else:
-      from dnagen_jax import torch_loop  # pylint: disable=g-import-not-at-top
+      from dnagen_jax.bench import torch_loop  # pylint: disable=g-import-not-at-top
       print("--- PyTorch", flush=True)
-      train = [r.sequence for r in input_pipeline.load_records(config.data, "train")]
+      train = [r.sequence for r in storage.load_records(config.data, "train")]
       t = torch_loop.train(config, train, val, minutes=minutes, epochs=epochs,
                            eval_every=config.train.eval_every, sort_noise=torch_sort_noise)
       model = t.pop("model")

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from dnagen_jax import mesh_utils
+from dnagen_jax.runtime import mesh_utils
 
 
 def token_log_probs(model: nnx.Module, batch: dict) -> jax.Array:

@@ -13,15 +13,11 @@ detection and variant scoring build on these.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from typing import Sequence
 
 import numpy as np
 
-from dnagen_jax import config_check
-from dnagen_jax.errors import UserError
 
 
 class Scorer:
@@ -72,21 +68,3 @@ class OracleScorer(Scorer):
 
   def token_log_probs(self, seqs):
     return [self.source.token_log_probs(s) for s in seqs]
-
-
-def read_workdir_config(workdir: str) -> dict:
-  path = os.path.join(workdir, "config.json")
-  if not os.path.exists(path):
-    raise UserError(f"{workdir}: no trained model here (config.json missing); train one with --mode=train first")
-  with open(path) as f:
-    return config_check.complete_workdir_config(json.load(f))
-
-
-def load_scorer(workdir: str) -> Scorer:
-  """The trained model of `workdir` (its best checkpoint), as a Scorer."""
-  cfg = read_workdir_config(workdir)
-  if cfg["model"]["name"] == "ngram":
-    from dnagen_jax.ngram import scorer as ngram_scorer  # pylint: disable=g-import-not-at-top
-    return ngram_scorer.load(workdir)
-  from dnagen_jax import evaluate  # pylint: disable=g-import-not-at-top
-  return evaluate.NeuralScorer.load(workdir)

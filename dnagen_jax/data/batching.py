@@ -1,101 +1,23 @@
-"""From the prepared TFDS data set to padded, sharded token batches.
-
-The data set is built once per setting (`prepare`), then read through
-`tfds.data_source` (random access over array_record) and grain. A training
-batch for step s is a pure function of (seed, s), and the grain iterator state
-is checkpointed, so a resumed run sees exactly the batches it would have seen.
+"""Genes to padded token batches: training batches by step, evaluation batches by length.
 
 Batch layout for a gene x_1..x_L (the study's protocol):
   inputs  = [BOS, x_1, ..., x_{L-1}, PAD...]   [batch, length] int32
   targets = [x_1, ..., x_L, PAD...]            [batch, length] int32
   mask    = 1.0 on the L real targets          [batch, length] float32
 so the loss and perplexity cover every nucleotide of the gene given BOS.
+A training batch for step s is a pure function of (seed, s), and the grain
+iterator state is checkpointed, so a resumed run sees exactly the batches it
+would have seen. Each distinct length is one compiled program: `fit_buckets`
+chooses few lengths that pad little.
 """
 
 from __future__ import annotations
 
-import os
-
 import grain
-from absl import logging
 import numpy as np
-import tensorflow_datasets as tfds
 
-from dnagen_jax import tokens
-from dnagen_jax.errors import UserError
-from dnagen_jax.sequence_io import Record
-
-tfds.disable_progress_bar()
-
-SPLITS = ("train", "validation", "test")
-
-
-def data_dir(data_config) -> str:
-  return os.path.expanduser(
-      data_config.data_dir or os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets"))
-
-
-def dataset_settings(data_config) -> dict:
-  """The builder settings named by a `config.data` block."""
-  from dnagen_jax import sequence_io  # pylint: disable=g-import-not-at-top
-  tokens.check_policy(data_config.unknown_policy)
-  if data_config.source not in ("synthetic", "files"):
-    raise UserError(f"data.source={data_config.source!r} must be 'synthetic' or 'files'")
-  files = ()
-  if data_config.source == "files" and data_config.files:
-    files = tuple(sequence_io.expand_paths(data_config.files))
-  return dict(
-      source=data_config.source, files=files,
-      min_length=data_config.min_length, max_length=data_config.max_length,
-      unknown_policy=data_config.unknown_policy,
-      val_fraction=data_config.val_fraction, test_fraction=data_config.test_fraction,
-      synthetic_order=data_config.synthetic_order,
-      synthetic_alpha=data_config.synthetic_alpha,
-      synthetic_seed=data_config.synthetic_seed,
-      synthetic_sizes=tuple(data_config.synthetic_sizes))
-
-
-def prepare(data_config):
-  """Builds (once) and returns the TFDS builder for `data_config`."""
-  from dnagen_jax.datasets.gene_dataset import gene_dataset_dataset_builder as gdb  # pylint: disable=g-import-not-at-top
-  verbosity = logging.get_verbosity()
-  logging.set_verbosity(logging.ERROR)  # TFDS warns at every custom config: noise here
-  try:
-    builder = gdb.make_builder(data_dir(data_config), **dataset_settings(data_config))
-    builder.download_and_prepare()
-  finally:
-    logging.set_verbosity(verbosity)
-  for split in SPLITS:
-    if builder.info.splits[split].num_examples == 0:
-      raise UserError(
-          f"data set {builder.builder_config.name}: the {split} split is empty "
-          f"(too few genes after the length filter {data_config.min_length}.."
-          f"{data_config.max_length}, or split fractions too small)")
-  return builder
-
-
-def data_source(data_config, split: str):
-  """Random-access source of {'gene_id', 'sequence', 'length'} examples."""
-  return prepare(data_config).as_data_source(split=split)
-
-
-def load_records(data_config, split: str) -> list[Record]:
-  """All genes of a split, in stored order, as `Record`s (sequence over ACGTN)."""
-  src = data_source(data_config, split)
-  return [Record(_str(ex["gene_id"]), _str(ex["sequence"])) for ex in (src[i] for i in range(len(src)))]
-
-
-def oracle_perplexity(data_config, split: str) -> float | None:
-  """Exact perplexity of the synthetic source on `split`; None for files."""
-  if data_config.source != "synthetic":
-    return None
-  from dnagen_jax.datasets.gene_dataset import gene_dataset_dataset_builder as gdb  # pylint: disable=g-import-not-at-top
-  source = gdb.markov_source(gdb.make_config(**dataset_settings(data_config)))
-  return source.oracle_perplexity([r.sequence for r in load_records(data_config, split)])
-
-
-def _str(value) -> str:
-  return value.decode() if isinstance(value, bytes) else str(value)
+from dnagen_jax.data import storage
+from dnagen_jax.data import tokens
 
 
 def bucket_length(n_tokens: int, buckets) -> int:
@@ -171,7 +93,7 @@ class TrainBatches:
   """
 
   def __init__(self, data_config, batch_size: int, seed: int):
-    self.src = data_source(data_config, "train")
+    self.src = storage.data_source(data_config, "train")
     self.lengths = np.asarray([self.src[i]["length"] for i in range(len(self.src))])
     self.batch_size, self.seed = batch_size, seed
     self.buckets = tuple(data_config.length_buckets)
@@ -215,7 +137,7 @@ class TrainBatches:
     epoch, i = divmod(step, self.batches_per_epoch)
     if self._plan[0] != epoch:  # a new epoch: one permutation for all its batches
       self._plan = (epoch, self._epoch_plan(epoch))
-    seqs = [_str(self.src[int(j)]["sequence"]) for j in self._plan[1][i]]
+    seqs = [storage.as_str(self.src[int(j)]["sequence"]) for j in self._plan[1][i]]
     length = bucket_length(max(len(s) for s in seqs), self.buckets)
     return make_batch(seqs, length)
 

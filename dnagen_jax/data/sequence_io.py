@@ -22,7 +22,7 @@ import io
 import os
 from typing import Iterable
 
-from dnagen_jax import tokens
+from dnagen_jax.data import tokens
 from dnagen_jax.errors import UserError
 
 FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fas")

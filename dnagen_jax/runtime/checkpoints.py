@@ -54,6 +54,13 @@ class Checkpoints:
           f"({str(e).splitlines()[0][:200]}); use a new --workdir") from None
     return restored.state, restored.meta
 
+  def restore_into(self, model, optimizer, sharding, best: bool = False) -> dict:
+    """Restores the latest (or best) checkpoint into `model` and `optimizer`; returns its meta."""
+    abstract = abstract_like(state_tree(model, optimizer), sharding)
+    tree, meta = self.restore(abstract, best=best)
+    load_state_tree(model, optimizer, tree)
+    return meta
+
   def wait(self) -> None:
     self.recent.wait_until_finished()
     self.best.wait_until_finished()

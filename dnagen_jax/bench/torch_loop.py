@@ -1,6 +1,6 @@
 """The PyTorch training loop a user writes by hand: the peer of `bench --loop`.
 
-Imported only by `dnagen_jax.bench_loop` (torch is the optional `bench`
+Imported only by `dnagen_jax.bench.loop_speed` (torch is the optional `bench`
 extra). It is deliberately plain, the loop of a PyTorch tutorial:
   * batching: each epoch, genes sorted by length + Uniform[0, noise),
     cut into batches of `batch_size` (the remainder sits the epoch out),
@@ -9,7 +9,7 @@ extra). It is deliberately plain, the loop of a PyTorch tutorial:
     nn.Linear, or the GPT twin) with PyTorch's default initialisation;
   * step: masked mean NLL over real nucleotides, backward, (clip), Adam
     with the config's learning-rate schedule (`LambdaLR`, the same warm-up
-    and cosine as `train_step.make_optimizer`);
+    and cosine as `runtime.steps.make_optimizer`);
   * validation every `eval_every` steps: genes sorted by length, batches of
     `eval_batch_size`, each trimmed to its longest gene, under inference_mode.
 Time is wall time from the loop's start, validation included.
@@ -23,8 +23,8 @@ import time
 import numpy as np
 import torch
 
-from dnagen_jax import tokens
-from dnagen_jax import torch_twins
+from dnagen_jax.data import tokens
+from dnagen_jax.bench import torch_twins
 
 
 def _batch(genes: list[np.ndarray], cut: int) -> dict:

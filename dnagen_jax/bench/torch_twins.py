@@ -1,6 +1,6 @@
 """PyTorch twins of the neural models, for side-by-side speed comparisons.
 
-Imported only by `dnagen_jax.bench` (torch is the optional `bench` extra, never
+Imported only by `dnagen_jax.bench` modules (torch is the optional `bench` extra, never
 a dependency of the package). Each twin has the same sizes, the same
 parameter count (up to PyTorch's second recurrent bias) and the same training
 step as its JAX model:
@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dnagen_jax import tokens
+from dnagen_jax.data import tokens
 
 
 class TorchRecurrentLM(nn.Module):
@@ -97,7 +97,7 @@ def create_model(model_config, seed: int = 0) -> nn.Module:
 
 
 def token_log_probs(model: nn.Module, batch: dict) -> torch.Tensor:
-  """ln p(target | past) [batch, time], padding 0: the JAX `train_step.token_log_probs`."""
+  """ln p(target | past) [batch, time], padding 0: the JAX `runtime.steps.token_log_probs`."""
   logp = torch.log_softmax(model(batch["inputs"]).float(), dim=-1)
   return logp.gather(-1, batch["targets"][..., None])[..., 0] * batch["mask"]
 

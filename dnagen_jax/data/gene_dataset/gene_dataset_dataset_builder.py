@@ -2,7 +2,7 @@
 
 Two kinds of builder config:
   * synthetic (the embedded default): genes drawn from a seeded random Markov
-    chain (`dnagen_jax.synthetic.MarkovSource`), so the exact oracle perplexity
+    chain (`dnagen_jax.data.synthetic.MarkovSource`), so the exact oracle perplexity
     of every split is known;
   * files: the user's CSV (study format) and FASTA files. Duplicate sequences
     are kept once (first seen), genes outside [min_length, max_length] are
@@ -24,8 +24,8 @@ import os
 import numpy as np
 import tensorflow_datasets as tfds
 
-from dnagen_jax import sequence_io
-from dnagen_jax import synthetic
+from dnagen_jax.data import sequence_io
+from dnagen_jax.data import synthetic
 
 SPLITS = ("train", "validation", "test")
 
@@ -37,7 +37,7 @@ class GeneDatasetConfig(tfds.core.BuilderConfig):
   files: tuple = ()                  # files config: input paths, in order
   min_length: int = 1                # drop shorter genes (nucleotides)
   max_length: int = 1000             # drop longer genes (the study: 1000)
-  unknown_policy: str = "error"      # see dnagen_jax.tokens
+  unknown_policy: str = "error"      # see dnagen_jax.data.tokens
   val_fraction: float = 0.1          # files config: share of genes in validation
   test_fraction: float = 0.1         # files config: share of genes in test
   synthetic_order: int = 3           # synthetic: Markov order k

@@ -1,0 +1,1 @@
+"""Benchmarks against PyTorch: single compiled steps (`step_speed`) and the whole loop (`loop_speed`)."""

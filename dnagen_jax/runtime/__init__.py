@@ -1,0 +1,1 @@
+"""What runs on devices and survives them: the mesh, the compiled steps, checkpoints."""

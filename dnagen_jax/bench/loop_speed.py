@@ -132,7 +132,7 @@ def run(config, workdir: str, minutes: float = 0.0, epochs: int = 0, with_torch:
   data = batching.TrainBatches(config.data, config.train.batch_size, config.train.seed)
   bpe = data.batches_per_epoch
   config = config.copy_and_resolve_references()
-  config.train.eval_every = max(1, bpe // evals_per_epoch)
+  config.train.eval_every = max(1, -(-bpe // evals_per_epoch))  # the last lands on the epoch's end
   config.train.num_epochs = epochs or 10**6  # both sides' schedules span this many epochs
   m = config.model
   title = (f"{m.name} {m.num_layers}x{m.hidden_dim if m.name != 'transformer' else m.embed_dim}, "

@@ -10,8 +10,9 @@ extra). It is deliberately plain, the loop of a PyTorch tutorial:
   * step: masked mean NLL over real nucleotides, backward, (clip), Adam
     with the config's learning-rate schedule (`LambdaLR`, the same warm-up
     and cosine as `runtime.steps.make_optimizer`);
-  * validation every `eval_every` steps: genes sorted by length, batches of
-    `eval_batch_size`, each trimmed to its longest gene, under inference_mode.
+  * validation every `eval_every` steps and after the last (as the project's
+    trainer does): genes sorted by length, batches of `eval_batch_size`, each
+    trimmed to its longest gene, under inference_mode.
 Time is wall time from the loop's start, validation included.
 """
 
@@ -85,6 +86,16 @@ def train(config, train_seqs: list[str], val_seqs: list[str], *, minutes: float,
   points, step, seen, padded, val_s = [], 0, 0, 0, 0.0
   t0 = time.perf_counter()
   out_of_time = lambda: minutes and time.perf_counter() - t0 >= 60 * minutes
+  last_step = batches_per_epoch * epochs if epochs else None
+
+  def validate():
+    nonlocal val_s
+    v0 = time.perf_counter()
+    total, count = score_batches(trainer.model, val_genes, config.train.eval_batch_size, cut)
+    val_s += time.perf_counter() - v0
+    points.append({"step": step, "nucleotides_seen": seen,
+                   "time_s": time.perf_counter() - t0, "perplexity": math.exp(-total / count)})
+
   for _ in range(epochs or 10**9):
     order = rng.permutation(len(train_genes))[:batches_per_epoch * batch_size]
     order = order[np.argsort(lengths[order] + rng.uniform(0, sort_noise, len(order)))]
@@ -96,12 +107,8 @@ def train(config, train_seqs: list[str], val_seqs: list[str], *, minutes: float,
       step += 1
       seen += int(batch["mask"].sum())
       padded += batch["mask"].numel()
-      if step % eval_every == 0:
-        v0 = time.perf_counter()
-        total, count = score_batches(trainer.model, val_genes, config.train.eval_batch_size, cut)
-        val_s += time.perf_counter() - v0
-        points.append({"step": step, "nucleotides_seen": seen,
-                       "time_s": time.perf_counter() - t0, "perplexity": math.exp(-total / count)})
+      if step % eval_every == 0 or step == last_step or out_of_time():
+        validate()
       if out_of_time():
         break
     if out_of_time():

@@ -107,6 +107,24 @@ class Level:
     return self
 
 
+def _level_lookup(lv, q: np.ndarray):
+  """One order's counts for the windows q [m] (codes masked to that order).
+
+  Looked up in ascending query order (cache-friendly), then scattered back.
+  Returns (context total, count, context extra) [m] float64 each, and the
+  lookup (order, context index, context seen) for further context arrays.
+  """
+  order = np.argsort(q)
+  qs = q[order]
+  hi, seen = C.sorted_positions(lv.ctx_keys, qs >> np.uint64(C.BITS))
+  ki, found = C.sorted_positions(lv.keys, qs)
+  tot, c, extra = np.zeros(q.shape), np.zeros(q.shape), np.zeros(q.shape)
+  tot[order] = np.where(seen, lv.ctx_total[hi], 0)
+  c[order] = np.where(found, lv.counts[ki], 0)
+  extra[order] = np.where(seen, lv.ctx_extra[hi], 0.0)
+  return tot, c, extra, (order, hi, seen)
+
+
 class NGramModel:
   """An order-n nucleotide model (see the module docstring for the maths)."""
 
@@ -207,18 +225,7 @@ class NGramModel:
     p = np.full(codes.shape, 1.0 / num_out)
     for kk in range(1, n + 1):
       lv = self.levels[kk]
-      # Look up in ascending query order (cache-friendly), then scatter back.
-      q = codes & C.mask(kk)
-      order = np.argsort(q)
-      qs = q[order]
-      hi, seen = C.sorted_positions(lv.ctx_keys, qs >> np.uint64(C.BITS))
-      ki, found = C.sorted_positions(lv.keys, qs)
-      tot = np.zeros(q.shape)
-      extra = np.zeros(q.shape)
-      c = np.zeros(q.shape)
-      tot[order] = np.where(seen, lv.ctx_total[hi], 0)
-      extra[order] = np.where(seen, lv.ctx_extra[hi], 0.0)
-      c[order] = np.where(found, lv.counts[ki], 0)
+      tot, c, extra, _ = _level_lookup(lv, codes & C.mask(kk))
       seen = tot > 0
       if self.smoothing == "kneser_ney":
         d = np.where(c > 0, lv.discounts[np.clip(c, 1, 3).astype(np.int64) - 1], 0.0)
@@ -248,15 +255,8 @@ class NGramModel:
     depth = np.zeros(codes.size, np.int64)
     for kk in range(1, n + 1):
       lv = self.levels[kk]
-      q = codes & C.mask(kk)
-      srt = np.argsort(q)
-      qs = q[srt]
-      hi, seen = C.sorted_positions(lv.ctx_keys, qs >> np.uint64(C.BITS))
-      ki, found = C.sorted_positions(lv.keys, qs)
-      tot, c, v, extra = (np.zeros(q.shape) for _ in range(4))
-      tot[srt] = np.where(seen, lv.ctx_total[hi], 0)
-      c[srt] = np.where(found, lv.counts[ki], 0)
-      extra[srt] = np.where(seen, lv.ctx_extra[hi], 0.0)
+      tot, c, extra, (srt, hi, seen) = _level_lookup(lv, codes & C.mask(kk))
+      v = np.zeros(codes.shape)
       cls3 = np.minimum(lv.counts, 3)
       ctx_starts = C.group_starts(lv.keys >> np.uint64(C.BITS))
       ctx_v = sum(base[i] * C.group_sums(cls3 == i + 1, ctx_starts) for i in range(3))

@@ -173,6 +173,8 @@ def _train(config, workdir: str, flag: dict) -> dict:
       if tc.max_minutes and log.elapsed() + meta["elapsed_s"] >= 60 * tc.max_minutes:
         print(f"time budget of {tc.max_minutes} minutes reached at step {step}", flush=True)
         stopped_early = True
+        if step % tc.eval_every and step != total_steps:  # the run's last figure
+          validate(step)
       halt = bool(tc.halt_after_steps and step - log.start_step >= tc.halt_after_steps)
       if step % tc.checkpoint_every == 0 or step == total_steps or stopped_early or halt:
         save(step)

@@ -1,6 +1,7 @@
 """The TFDS gene data set: synthetic oracle, files config, dedup, filter, stable splits."""
 
 import collections
+import os
 
 import numpy as np
 import pytest
@@ -129,3 +130,15 @@ def test_fit_buckets_is_the_least_padding_choice():
     got = batching.fit_buckets(lengths, k)
     assert len(got) <= k and got[-1] >= lengths.max() and all(b % 8 == 0 for b in got)
     assert padded(got) == best
+
+
+def test_prepared_data_keeps_its_name_and_place(tfds_dir):
+  """Data sets prepared by earlier versions stay where the builder looks: data_dir/gene_dataset/<setting>/1.0.0."""
+  config = default.get_config()
+  config.data.data_dir = tfds_dir
+  config.data.synthetic_sizes = (20, 5, 5)
+  builder = storage.prepare(config.data)
+  assert builder.name == "gene_dataset"
+  assert os.path.realpath(builder.data_dir) == os.path.realpath(
+      os.path.join(tfds_dir, "gene_dataset", builder.builder_config.name, "1.0.0"))
+  assert builder.builder_config.name.startswith("synthetic-")

@@ -120,18 +120,19 @@ class TrainBatches:
     batches = order[np.argsort(key, kind="stable")].reshape(-1, self.batch_size)
     return batches[rng.permutation(len(batches))]
 
+  def _padded_lengths(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+    """Real nucleotides [batches, batch_size] of `epoch`'s plan and each batch's padded length [batches]."""
+    real = np.minimum(self.lengths[self._epoch_plan(epoch)], self.buckets[-1])
+    return real, np.asarray([bucket_length(int(m), self.buckets) for m in real.max(axis=1)])
+
   def shapes(self, epoch: int = 0) -> list[tuple[int, int]]:
     """The distinct batch shapes [batch_size, length] of `epoch`, shortest first."""
-    real = np.minimum(self.lengths[self._epoch_plan(epoch)], self.buckets[-1])
-    lengths = sorted({bucket_length(int(m), self.buckets) for m in real.max(axis=1)})
-    return [(self.batch_size, length) for length in lengths]
+    return [(self.batch_size, int(t)) for t in np.unique(self._padded_lengths(epoch)[1])]
 
   def padded_fraction(self, epoch: int = 0) -> float:
     """Share of the tokens of `epoch`'s batches that are padding (0 = none)."""
-    plan = self._epoch_plan(epoch)
-    real = np.minimum(self.lengths[plan], self.buckets[-1])
-    shapes = np.asarray([bucket_length(int(m), self.buckets) for m in real.max(axis=1)])
-    return float(1.0 - real.sum() / (shapes * self.batch_size).sum())
+    real, lengths = self._padded_lengths(epoch)
+    return float(1.0 - real.sum() / (lengths * self.batch_size).sum())
 
   def _batch(self, step: int) -> dict:
     epoch, i = divmod(step, self.batches_per_epoch)

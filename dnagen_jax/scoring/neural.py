@@ -43,12 +43,11 @@ class NeuralScorer(scoring.Scorer):
   """Scores genes with a neural model's parameters on every local device."""
 
   def __init__(self, config, graphdef, params, mesh):
-    """`params` may be replaced later (training validates with one scorer throughout)."""
+    """`params` may be replaced later by others of the same shapes (training validates with one scorer)."""
     self.config, self.graphdef, self.mesh = config, graphdef, mesh
     self.name = config.model.name
     self.params = params
-    self._jitted = steps.jit_eval_step(graphdef, mesh)
-    self._eval = None  # ByShape, made at the first call (it needs the params' shapes)
+    self._eval = steps.ByShape(steps.jit_eval_step(graphdef, mesh), params, mesh)
 
   @classmethod
   def load(cls, workdir: str) -> "NeuralScorer":
@@ -77,15 +76,11 @@ class NeuralScorer(scoring.Scorer):
 
   def precompile(self, seqs: Sequence[str], threads: int) -> None:
     """Compiles the eval step for every batch shape that scoring `seqs` will use."""
-    if self._eval is None:
-      self._eval = steps.ByShape(self._jitted, self.params, self.mesh)
     self._eval.precompile([b["inputs"].shape for _, b in self._batches(seqs)], threads)
 
   def token_log_probs(self, seqs: Sequence[str]) -> list[np.ndarray]:
     if not seqs:
       return []
-    if self._eval is None:
-      self._eval = steps.ByShape(self._jitted, self.params, self.mesh)
     out: list[np.ndarray] = [None] * len(seqs)  # type: ignore[list-item]
     for idx, batch in self._batches(seqs):
       lp = np.asarray(self._eval(self.params, mesh_utils.put_batch(batch, self.mesh)), np.float64)

@@ -110,26 +110,28 @@ def read_csv(path: str, policy: str = "error") -> list[Record]:
   return _normalized(raw(), path, policy)
 
 
-def read_fasta(path: str, policy: str = "error") -> list[Record]:
-  def raw():
-    rid, parts = None, []
-    with _open_text(path) as f:
-      for lineno, line in enumerate(f, start=1):
-        line = line.strip()
-        if not line or line.startswith(";"):
-          continue
-        if line.startswith(">"):
-          if rid is not None and parts:
-            yield rid, "".join(parts)
-          rid, parts = (line[1:].split() or [f"line{lineno}"])[0], []
-        elif rid is None:
-          raise UserError(f"{path}: line {lineno}: sequence data before the first '>' header")
-        else:
-          parts.append(line)
-    if rid is not None and parts:
-      yield rid, "".join(parts)
+def fasta_entries(path: str) -> Iterable[tuple[str, str, str]]:
+  """(id, whole header line after '>', raw sequence) of each non-empty FASTA record, not normalized."""
+  rid, header, parts = None, "", []
+  with _open_text(path) as f:
+    for lineno, line in enumerate(f, start=1):
+      line = line.strip()
+      if not line or line.startswith(";"):
+        continue
+      if line.startswith(">"):
+        if rid is not None and parts:
+          yield rid, header, "".join(parts)
+        rid, header, parts = (line[1:].split() or [f"line{lineno}"])[0], line[1:].strip(), []
+      elif rid is None:
+        raise UserError(f"{path}: line {lineno}: sequence data before the first '>' header")
+      else:
+        parts.append(line)
+  if rid is not None and parts:
+    yield rid, header, "".join(parts)
 
-  return _normalized(raw(), path, policy)
+
+def read_fasta(path: str, policy: str = "error") -> list[Record]:
+  return _normalized(((rid, seq) for rid, _, seq in fasta_entries(path)), path, policy)
 
 
 def read_sequences(path: str, policy: str = "error") -> list[Record]:

@@ -266,6 +266,17 @@ class RecurrentLayer(nnx.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     return jnp.swapaxes(self.time_major(jnp.swapaxes(x, 0, 1)), 0, 1)
 
+  def cell(self, carry, gx: jax.Array):
+    """One decoding step: carry ((h, c) or h [batch, H]), gx [batch, G*H] = x @ W_ih -> (carry, h).
+
+    The plain cells with the bias the time loop adds: the same equations, one step.
+    """
+    cast = lambda p: p[...].astype(self.dtype)
+    gx = gx.astype(self.dtype) + cast(self.b)
+    if self.kind == "lstm":
+      return lstm_cell(carry, gx, cast(self.w_hh))
+    return gru_cell(carry, gx, cast(self.w_hh), cast(self.b_hn))
+
 
 def _time_major_layer(layer: RecurrentLayer, x: jax.Array) -> jax.Array:
   return layer.time_major(x)
@@ -327,3 +338,28 @@ class RecurrentLM(nnx.Module):
     for layer in self.layers[1:]:
       x = apply(layer, x)
     return jnp.swapaxes(self.head(x.astype(jnp.float32)), 0, 1)
+
+  def initial_carry(self, batch: int) -> tuple:
+    """The zero state __call__ starts from: per layer (h, c) for LSTM, h for GRU, each [batch, hidden]."""
+    zero = lambda layer: jnp.zeros((batch, layer.hidden), layer.dtype)
+    return tuple((zero(l), zero(l)) if l.kind == "lstm" else zero(l) for l in self.layers)
+
+  def decode_step(self, carry: tuple, token: jax.Array, position) -> tuple[tuple, jax.Array]:
+    """One token per sequence, carrying the state (generation, no recomputation).
+
+    carry from `initial_carry` or a previous step; token [batch] int32 at input
+    position `position` (BOS is position 0) -> (carry, logits [batch, vocab]
+    float32): the logits __call__ gives at that position, from the same parameters.
+    """
+    first = self.layers[0]
+    w_ih = first.w_ih[...].astype(first.dtype)
+    gx = (self.embed.embedding[...].astype(first.dtype) @ w_ih)[token]      # [B, G*H]
+    if self.pos is not None:
+      gx = gx + self.pos.embedding[...][position].astype(first.dtype) @ w_ih
+    new, x = [], None
+    for i, layer in enumerate(self.layers):
+      if i:
+        gx = x @ layer.w_ih[...].astype(layer.dtype)
+      state, x = layer.cell(carry[i], gx)
+      new.append(state)
+    return tuple(new), self.head(x.astype(jnp.float32))

@@ -162,6 +162,26 @@ class CausalSelfAttention(nnx.Module):
     y = causal_attention(qkv[0], qkv[1], qkv[2], self.block, self.cpu_kernel)
     return dense(self.out, jnp.transpose(y, (0, 2, 1, 3)).reshape(b * seq_len, self.heads * self.head_dim))
 
+  def decode(self, x: jax.Array, seq_len: int, cache: tuple, start) -> tuple[jax.Array, tuple]:
+    """x [batch * s, d] at positions start .. start + s - 1, over a KV cache.
+
+    cache (k, v) [batch, heads, length, head_dim] holds positions < start; these
+    s positions are written into it. A plain masked softmax over the cache (s = 1
+    while generating, s = the prompt to prefill). -> (y [batch * s, d], cache).
+    """
+    b = x.shape[0] // seq_len
+    qkv = jnp.transpose(dense(self.qkv, x).reshape(b, seq_len, 3, self.heads, self.head_dim),
+                        (2, 0, 3, 1, 4))
+    k = lax.dynamic_update_slice(cache[0], qkv[1].astype(cache[0].dtype), (0, 0, start, 0))
+    v = lax.dynamic_update_slice(cache[1], qkv[2].astype(cache[1].dtype), (0, 0, start, 0))
+    q = qkv[0] * (1.0 / np.sqrt(self.head_dim)).astype(qkv.dtype)  # as causal_attention scales
+    scores = jnp.einsum("bhqd,bhkd->bhqk", q, k).astype(jnp.float32)
+    visible = jnp.arange(k.shape[2])[None, :] <= start + jnp.arange(seq_len)[:, None]
+    p = jax.nn.softmax(jnp.where(visible, scores, -jnp.inf), axis=-1)
+    y = jnp.einsum("bhqk,bhkd->bhqd", p.astype(v.dtype), v)
+    y = jnp.transpose(y, (0, 2, 1, 3)).reshape(b * seq_len, self.heads * self.head_dim)
+    return dense(self.out, y), (k, v)
+
 
 class Block(nnx.Module):
   """Pre-LN decoder block on flattened activations: [batch * time, d] -> [batch * time, d]."""
@@ -178,6 +198,12 @@ class Block(nnx.Module):
   def __call__(self, x: jax.Array, seq_len: int) -> jax.Array:
     x = x + self.attn(self.ln1(x), seq_len)
     return x + dense(self.fc2, jax.nn.relu(dense(self.fc1, self.ln2(x))))
+
+  def decode(self, x: jax.Array, seq_len: int, cache: tuple, start) -> tuple[jax.Array, tuple]:
+    """__call__ over a KV cache (see CausalSelfAttention.decode)."""
+    y, cache = self.attn.decode(self.ln1(x), seq_len, cache, start)
+    x = x + y
+    return x + dense(self.fc2, jax.nn.relu(dense(self.fc1, self.ln2(x)))), cache
 
 
 def _apply_block(block: Block, x: jax.Array, seq_len: int) -> jax.Array:
@@ -210,3 +236,23 @@ class TransformerLM(nnx.Module):
     for block in self.blocks:
       x = apply(block, x, t)
     return self.head(self.ln_f(x).astype(jnp.float32)).reshape(b, t, -1)
+
+  def init_cache(self, batch: int, length: int) -> tuple:
+    """An empty KV cache for `length` positions: per block (k, v) [batch, heads, length, head_dim]."""
+    attn = self.blocks[0].attn
+    zero = lambda: jnp.zeros((batch, attn.heads, length, attn.head_dim), attn.dtype)
+    return tuple((zero(), zero()) for _ in self.blocks)
+
+  def decode(self, inputs: jax.Array, start, cache: tuple) -> tuple[jax.Array, tuple]:
+    """inputs [batch, s] at positions start .. start + s - 1 -> (logits [batch, s, vocab], cache).
+
+    The same parameters and maths as __call__, attending over the cache: prefill
+    a prompt once (start 0), then one token a step (s = 1).
+    """
+    b, s = inputs.shape
+    x = (self.embed(inputs) + self.pos(start + jnp.arange(s))[None]).reshape(b * s, -1)
+    new = []
+    for block, layer_cache in zip(self.blocks, cache):
+      x, layer_cache = block.decode(x, s, layer_cache, start)
+      new.append(layer_cache)
+    return self.head(self.ln_f(x).astype(jnp.float32)).reshape(b, s, -1), tuple(new)

@@ -7,6 +7,8 @@ r"""dnagen_jax command line: one entry point for every mode.
   python -m dnagen_jax.main --mode=mutate --config=configs/default.py --workdir=/tmp/muts --max_edits=5
   python -m dnagen_jax.main --mode=detect --workdir=/tmp/run --mutations=/tmp/muts/mutations_max5_seed0.csv
   python -m dnagen_jax.main --mode=report --workdirs=/tmp/a,/tmp/b --workdir=/tmp/report
+  python -m dnagen_jax.main --mode=generate --workdir=/tmp/run --num_samples=100 --out=/tmp/samples.fa
+  python -m dnagen_jax.main --mode=sample_report --workdir=/tmp/run --samples=/tmp/samples.fa
 
 Any config field can be overridden: --config.model.num_layers=2.
 Bad input ends in one line on stderr and exit status 2, never a traceback.
@@ -24,22 +26,35 @@ from ml_collections import config_flags
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py).", lock_config=True)
 flags.DEFINE_string("workdir", None, "Experiment directory: config, metrics, checkpoints, results.")
-flags.DEFINE_enum("mode", "train", ["train", "eval", "bench", "sweep", "mutate", "detect", "report"],
+flags.DEFINE_enum("mode", "train", ["train", "eval", "bench", "sweep", "mutate", "detect", "report",
+                                    "generate", "sample_report"],
                   "What to run.")
 flags.DEFINE_string("eval_file", None, "eval: CSV or FASTA file to score.")
 flags.DEFINE_integer("max_order", 12, "sweep: train N-gram orders 1..max_order.")
 flags.DEFINE_list("smoothings", ["mle", "laplace", "kneser_ney"], "sweep: smoothing methods.")
 flags.DEFINE_integer("max_edits", 5, "mutate: MAX, mutations per pair ~ Uniform{1..MAX}.")
 flags.DEFINE_integer("num_pairs", 1000, "mutate/report: pairs per set.")
-flags.DEFINE_integer("seed", 0, "mutate: seed of the set.")
+flags.DEFINE_integer("seed", 0, "mutate: seed of the set; generate: seed of the samples.")
 flags.DEFINE_string("split", "test", "mutate: split the genes are drawn from.")
 flags.DEFINE_bool("swaps", False, "mutate: also allow adjacent swaps.")
 flags.DEFINE_string("mutations", None, "detect: mutation-set CSV to score.")
-flags.DEFINE_list("workdirs", [], "report: trained workdirs to tabulate.")
+flags.DEFINE_list("workdirs", [], "report: trained workdirs to tabulate; sample_report: independent models that score the samples.")
 flags.DEFINE_integer("window", 20, "detect/report: W, nucleotides of context in the window rule.")
 flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() first (multi-host jobs).")
 flags.DEFINE_integer("bench_steps", 10, "bench: timed steps after warm-up.")
 flags.DEFINE_bool("torch", True, "bench: also time the PyTorch twin (if torch is installed).")
+# generate / sample_report (dnagen_jax.generation)
+flags.DEFINE_integer("num_samples", 100, "generate: samples per prompt.")
+flags.DEFINE_integer("max_length", 1000, "generate: nucleotides per sample (fewer if the model stops at EOS).")
+flags.DEFINE_float("temperature", 1.0, "generate: softmax temperature, > 0.")
+flags.DEFINE_integer("top_k", None, "generate: sample among the k most likely outcomes (>= 1; unset = all).")
+flags.DEFINE_float("top_p", 1.0, "generate: nucleus sampling, the smallest set with this mass, in (0, 1].")
+flags.DEFINE_bool("greedy", False, "generate: always the most likely outcome.")
+flags.DEFINE_string("prompts", None, "generate: a prefix string, or a FASTA of prefixes (one sample set each).")
+flags.DEFINE_string("out", None, "generate: output FASTA; sample_report: output folder (default: beside --samples).")
+flags.DEFINE_string("samples", None, "sample_report: the FASTA written by --mode=generate.")
+flags.DEFINE_string("reference", "test", "sample_report: real genes to compare with: a split of the "
+                    "workdir's data (train/validation/test) or a CSV/FASTA file.")
 
 
 def run(argv):
@@ -81,6 +96,13 @@ def run(argv):
   elif mode == "report":
     from dnagen_jax import report
     report.run(FLAGS.workdirs, workdir, window=FLAGS.window, num_pairs=FLAGS.num_pairs)
+  elif mode == "generate":
+    from dnagen_jax.generation import generate, sampler
+    controls = sampler.Controls(FLAGS.temperature, FLAGS.top_k, FLAGS.top_p, FLAGS.greedy, FLAGS.seed)
+    generate.run(workdir, FLAGS.out, FLAGS.num_samples, FLAGS.max_length, controls, FLAGS.prompts)
+  elif mode == "sample_report":
+    from dnagen_jax.generation import report as sample_report
+    sample_report.run(workdir, FLAGS.samples, FLAGS.reference, FLAGS.out, judges=FLAGS.workdirs)
 
 
 def _config_flag_error(argv: list[str], error: Exception) -> str:

@@ -81,11 +81,18 @@ def load_records(data_config, split: str) -> list[Record]:
 
 def oracle_perplexity(data_config, split: str) -> float | None:
   """Exact perplexity of the synthetic source on `split`; None for files."""
+  source = oracle_source(data_config)
+  if source is None:
+    return None
+  return source.oracle_perplexity([r.sequence for r in load_records(data_config, split)])
+
+
+def oracle_source(data_config):
+  """The synthetic data's true source (`synthetic.MarkovSource`); None for files."""
   if data_config.source != "synthetic":
     return None
   from dnagen_jax.data.gene_dataset import gene_dataset_dataset_builder as gdb  # pylint: disable=g-import-not-at-top
-  source = gdb.markov_source(gdb.make_config(**dataset_settings(data_config)))
-  return source.oracle_perplexity([r.sequence for r in load_records(data_config, split)])
+  return gdb.markov_source(gdb.make_config(**dataset_settings(data_config)))
 
 
 def as_str(value) -> str:

@@ -133,6 +133,16 @@ class NeuralSampler(sampler_lib.Sampler):
     put = lambda x: jax.device_put(x, self._shard)
     return np.asarray(self._forward()(self.params, put(padded), put(lengths.astype(np.int32) - 1)))
 
+  def warm_up_naive(self, num_samples: int, max_length: int, controls: sampler_lib.Controls,
+                    prompt_len: int = 0) -> None:
+    """Compiles every padded length the naive loop will run at (so that timing it leaves compilation out)."""
+    b = mesh_utils.round_to_devices(min(num_samples, self.batch_size), self.mesh)
+    widths = sorted({_bucket(1 + prompt_len + t, self.max_tokens) for t in range(max_length)})
+    for w in widths:
+      logp = self._naive_log_probs(np.full((b, w), tokens.A, np.int32), np.full(b, w))
+    keys = sampler_lib.sample_keys(0, 0, 0, b)
+    sampler_lib.jitted_choose(tuple(self.allowed), controls)(keys, 0, logp)
+
   # ---------------------------------------------------------------- the interface
   def _padded(self, rows: np.ndarray) -> tuple[np.ndarray, int]:
     """Rows [n, ...] padded (repeating row 0) to a multiple of the device count."""

@@ -115,13 +115,13 @@ def markdown(r: dict) -> str:
           ("GC content (%)", _fmt(r["gc"]["samples"], 1, 100), _fmt(r["gc"]["reference"], 1, 100), "")]
   js = r["kmer_js_bits"]
   for k, a, b in zip(js["k"], js["samples_vs_reference"], js["real_vs_real"]):
-    rows.append((f"{k}-mer JS divergence (bits)", f"{a:.5f} ({a / b:.2f}x the yardstick)"
-                 if b > 0 else f"{a:.5f}", "", f"{b:.5f}"))
+    rows.append((f"{k}-mer JS divergence (bits)", f"{a:.3g} ({a / b:.2f}x the yardstick)"
+                 if b > 0 else f"{a:.3g}", "", f"{b:.3g}"))
   rows.append(("longest ORF (nt)", _fmt(r["longest_orf_nt"]["samples"], 0),
                _fmt(r["longest_orf_nt"]["reference"], 0), ""))
   cu = r["codon_usage"]
-  rows.append(("codon usage in that ORF: JS (bits)", f"{cu['js_bits_samples_vs_reference']:.5f}", "",
-               f"{cu['js_bits_real_vs_real']:.5f}"))
+  rows.append(("codon usage in that ORF: JS (bits)", f"{cu['js_bits_samples_vs_reference']:.3g}", "",
+               f"{cu['js_bits_real_vs_real']:.3g}"))
   if "longest_match_in_train_nt" in r:
     m = r["longest_match_in_train_nt"]
     rows.append(("longest exact match in train (nt)", _fmt(m["samples"], 0), _fmt(m["reference"], 0), ""))

@@ -244,3 +244,19 @@ def test_generate_needs_a_trained_model(tmp_path):
   lines = proc.stderr.strip().splitlines()
   assert proc.returncode == 2 and len(lines) == 1 and "no trained model here" in lines[0]
   assert not out.exists()
+
+
+def test_sample_report_with_a_reference_file(ngram_workdir, tmp_path):
+  samples, ref = tmp_path / "s.fa", tmp_path / "ref.fa"
+  samples.write_text(">a prompt_length=3\nACGATGAAATAGCC\n>b\nTTTTGGGCCCAAATGC\n")
+  ref.write_text("".join(f">r{i}\n{s}\n" for i, s in enumerate(SOURCE.sample(6, 3))))
+  r = report.run(ngram_workdir, str(samples), reference=str(ref), out=str(tmp_path / "out"))
+  assert r["sequences"]["reference"] == 6 and r["sequences"]["samples_nt"] == 11 + 16
+  assert r["longest_orf_nt"]["samples"]["max"] == 9  # ATGAAATAG after the 3-nt prompt
+  assert (tmp_path / "out" / "s_report.md").exists()
+
+
+def test_sample_report_needs_samples(ngram_workdir):
+  proc = run_main("--mode=sample_report", f"--workdir={ngram_workdir}")
+  lines = proc.stderr.strip().splitlines()
+  assert proc.returncode == 2 and len(lines) == 1 and "needs --samples=PATH.fa" in lines[0]

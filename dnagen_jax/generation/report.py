@@ -142,9 +142,12 @@ def plot(r: dict, samples, reference, path: str) -> None:
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   fig, ax = plt.subplots(2, 2, figsize=(10, 7.5))
-  for seqs, label in ((samples, "samples"), (reference, "reference")):
-    ax[0, 0].hist([len(s) for s in seqs], bins=30, alpha=0.5, density=True, label=label)
-    ax[0, 1].hist([stats.gc_fraction(s) for s in seqs], bins=30, alpha=0.5, density=True, label=label)
+  lengths = [[len(s) for s in seqs] for seqs in (samples, reference)]
+  gcs = [[g for g in map(stats.gc_fraction, seqs) if np.isfinite(g)] for seqs in (samples, reference)]
+  for a, values in ((ax[0, 0], lengths), (ax[0, 1], gcs)):
+    bins = np.histogram_bin_edges(values[0] + values[1], bins=30)  # shared, so both sets show
+    for v, label in zip(values, ("samples", "reference")):
+      a.hist(v, bins=bins, alpha=0.5, density=True, label=label)
   ax[0, 0].set(xlabel="length (nt)", ylabel="density", title="length")
   ax[0, 1].set(xlabel="GC fraction", title="GC content")
   js = r["kmer_js_bits"]

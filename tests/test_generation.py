@@ -13,6 +13,7 @@ from dnagen_jax import models
 from dnagen_jax import scoring
 from dnagen_jax.data import tokens
 from dnagen_jax.data.synthetic import MarkovSource
+from dnagen_jax.errors import UserError
 from dnagen_jax.generation import report
 from dnagen_jax.generation import sampler as sampler_lib
 from dnagen_jax.generation import stats
@@ -43,7 +44,7 @@ def _scorer(family: str):
   return _neural_scorer(family)
 
 
-@pytest.mark.parametrize("family", ["lstm_positions", "gru", "transformer", "ngram"])
+@pytest.mark.parametrize("family", ["lstm", "lstm_positions", "gru", "transformer", "ngram"])
 def test_sampling_agrees_with_scoring(family):
   """Every step's distribution is exp(token_log_probs) of the scorer, with the cache and without."""
   scorer = _scorer(family)
@@ -81,6 +82,16 @@ def test_transformer_greedy_kv_cache_equals_recomputation():
   naive = sampler.generate("ACGTTG", 2, 60, greedy, cache=False)
   np.testing.assert_array_equal(cached.tokens, naive.tokens)
   assert len(set(cached.sequences()[0])) > 1  # not a degenerate constant run
+
+
+def test_length_limit_of_learned_positions():
+  """BOS + prompt + sample must fit model.max_len (128 here): one line before any work."""
+  sampler = generation.from_scorer(_neural_scorer("transformer"))
+  sampler.check_length("ACGT", 124)
+  with pytest.raises(UserError, match="--max_length=125 after a prompt of 4 nt needs 129 positions"):
+    sampler.generate("ACGT", 2, 125, Controls())
+  with pytest.raises(UserError, match="invalid character 'N' at position 2"):
+    sampler.generate("AN", 2, 5, Controls())
 
 
 def test_controls_against_a_plain_reference():

@@ -270,3 +270,11 @@ def test_sample_report_needs_samples(ngram_workdir):
   proc = run_main("--mode=sample_report", f"--workdir={ngram_workdir}")
   lines = proc.stderr.strip().splitlines()
   assert proc.returncode == 2 and len(lines) == 1 and "needs --samples=PATH.fa" in lines[0]
+
+
+def test_speed_measures_both_paths_on_the_same_samples():
+  from dnagen_jax.generation import speed  # defines no flags on import
+  for sampler in (generation.from_scorer(_scorer("ngram")), generation.from_scorer(_neural_scorer("gru"))):
+    row = speed.measure(sampler, 8, 20, seed=0)
+    assert row["same_tokens"] and row["cached_nt_per_s"] > 0 and row["naive_nt_per_s"] > 0
+  assert "| **" in speed.markdown([dict(row, label="gru")])

@@ -25,14 +25,18 @@ import time
 from absl import app
 from absl import flags
 
-flags.DEFINE_list("configs", ["configs/default.py", "configs/gru.py", "configs/transformer.py",
-                              "configs/ngram.py"], "Config files; each gives one model (fresh parameters).")
-flags.DEFINE_list("workdirs", [], "Trained workdirs to time as well.")
-flags.DEFINE_integer("num_samples", 64, "Samples generated at once.")
-flags.DEFINE_integer("max_length", 512, "Nucleotides per sample.")
-flags.DEFINE_integer("seed", 0, "Seed of the samples (and of the fresh parameters).")
-flags.DEFINE_string("out", "/tmp/dnagen_gen_speed", "Folder for speed.json and speed.md.")
 FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+  """The command line's flags (defined only when run, so that importing this module defines none)."""
+  flags.DEFINE_list("configs", ["configs/default.py", "configs/gru.py", "configs/transformer.py",
+                                "configs/ngram.py"], "Config files; each gives one model (fresh parameters).")
+  flags.DEFINE_list("workdirs", [], "Trained workdirs to time as well.")
+  flags.DEFINE_integer("num_samples", 64, "Samples generated at once.")
+  flags.DEFINE_integer("max_length", 512, "Nucleotides per sample.")
+  flags.DEFINE_integer("seed", 0, "Seed of the samples (and of the fresh parameters).")
+  flags.DEFINE_string("out", "/tmp/dnagen_gen_speed", "Folder for speed.json and speed.md.")
 
 
 def _load_config(path: str):
@@ -119,4 +123,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -34,6 +34,12 @@ class NGramScorer(scoring.Scorer):
     return out
 
 
+def load_infinigram(workdir: str) -> NGramScorer:
+  """The infinigram saved in `workdir` by `ngram.infinigram_train`, as a Scorer."""
+  from dnagen_jax.ngram.infinigram import InfiniGram  # pylint: disable=g-import-not-at-top
+  return NGramScorer(InfiniGram.load(workdir))
+
+
 def load(workdir: str) -> NGramScorer:
   """The N-gram model saved in `workdir` by `ngram.train`, as a Scorer."""
   return NGramScorer(NGramModel.load(workdir))

@@ -106,9 +106,7 @@ def build(config, workdir: str, load_scorer, weights=None):
 def train_and_evaluate(config, workdir: str, load_scorer) -> dict:
   """Fits the mixture's weights on validation, saves it, scores test; returns results.json's dict."""
   config_check.validate(config)
-  dirs = component_workdirs(config)
-  for d in dirs:  # before anything is written
-    check_components(config, [d], workdir)
+  scorer, dirs, _ = build(config, workdir, load_scorer)  # every check before anything is written
   val_seqs = [r.sequence for r in storage.load_records(config.data, "validation")]
   if not val_seqs:
     raise UserError("the mixture fits its weights on the validation split, but this data set "
@@ -116,7 +114,6 @@ def train_and_evaluate(config, workdir: str, load_scorer) -> dict:
                     f"give it a validation split")
   os.makedirs(workdir, exist_ok=True)
   config_check.write_or_check_workdir_config(config, workdir)
-  scorer, dirs, _ = build(config, workdir, load_scorer)
   t0 = time.perf_counter()
   lp_val = scorer.component_log_probs(val_seqs)
   b_val = scorer.buckets(val_seqs)

@@ -69,32 +69,42 @@ def positions(seqs):
   return stream, pos, pos - np.repeat(starts, lengths)
 
 
-def context_levels(index: SuffixIndex, stream, pos, t, outs, cap: int = 0, repeat_bos: int = 0):
+def context_levels(index: SuffixIndex, stream, pos, t, outs, cap: int = 0, repeat_bos: int = 0,
+                   cont_until: int = 0):
   """Yields, depth by depth, the counts after each position's context of that depth.
 
   Args:
     index: the training genes' suffix index.
     stream, pos, t: from `positions` (pos and t [m] may be any subset).
-    outs: int64 [O] outcome token ids.
+    outs: int64 [O] outcome token ids (consecutive: A, C, G, T[, N]).
     cap: order cap N (depths 0..N-1); 0 = none.
     repeat_bos: a context that reached BOS repeats its counts up to this
       order (BOS BOS x.. as under BOS^(N-1) padding); 0 = cap.
+    cont_until: continuation counts only below this order (0 = at every order).
   Yields (j, idx, raw, cont, at_bos): idx int64 [m_j] indices into pos of the
   positions whose depth-j context is seen (nested: each a subsequence of the
-  one before), raw and cont int64 [m_j, O] (see the module docstring),
-  at_bos bool [m_j] (the context starts with BOS).
+  one before), raw and cont int64 [m_j, O] (see the module docstring; cont
+  None from order cont_until up), at_bos bool [m_j] (the context starts with BOS).
+
+  The suffixes that start with h w for w = A, C, G, T (N) are adjacent in the
+  suffix array (sorted by the symbol after h), so the O intervals of one
+  context are O + 1 boundaries: bounds [m, O + 1], raw = their differences.
   """
   num_out = outs.size
   repeat_bos = repeat_bos or cap
   lo0, hi0 = index.single(outs)
   idx = np.arange(pos.size, dtype=np.int64)
-  lo = np.broadcast_to(lo0, (pos.size, num_out))
-  hi = np.broadcast_to(hi0, (pos.size, num_out))
+  bounds = np.broadcast_to(np.append(lo0, hi0[-1]), (pos.size, num_out + 1))
   j = 0
   while idx.size:
-    rows_lo, rows_hi = index.occ[lo], index.occ[hi]  # [m, O, 8]
-    raw = hi - lo
-    cont = np.count_nonzero(rows_hi != rows_lo, axis=-1)
+    raw = np.diff(bounds, axis=1)
+    cont = None
+    if not cont_until or j + 1 < cont_until:
+      rows = index.occ[bounds]  # [m, O + 1, 8]
+      # Distinct left neighbours: columns that differ between consecutive boundaries,
+      # counted 8 at a time as the set bytes of one uint64.
+      diff = np.ascontiguousarray(rows[:, 1:] != rows[:, :-1]).view(np.uint64)[..., 0]
+      cont = np.bitwise_count(diff).astype(np.int64)
     tj = t[idx]
     at_bos = tj <= j
     yield j, idx, raw, cont, at_bos
@@ -105,13 +115,10 @@ def context_levels(index: SuffixIndex, stream, pos, t, outs, cap: int = 0, repea
     grow = tj > j
     stay = ~grow & (j + 2 <= repeat_bos)
     a = stream[pos[idx] - (j + 1) * grow].astype(np.int64)  # BOS rows read their own x_t: unused
-    col = np.broadcast_to(a[:, None, None], rows_lo.shape[:2] + (1,))
-    new_lo = index.first[a][:, None] + np.take_along_axis(rows_lo, col, -1)[..., 0]
-    new_hi = index.first[a][:, None] + np.take_along_axis(rows_hi, col, -1)[..., 0]
-    new_lo = np.where(stay[:, None], lo, new_lo)
-    new_hi = np.where(stay[:, None], hi, new_hi)
-    keep = (grow | stay) & ((new_hi - new_lo).sum(1) > 0)
-    idx, lo, hi = idx[keep], new_lo[keep], new_hi[keep]
+    new = index.first[a][:, None] + index.occ[bounds, a[:, None]]
+    new = np.where(stay[:, None], bounds, new)
+    keep = (grow | stay) & (new[:, -1] > new[:, 0])
+    idx, bounds = idx[keep], new[keep]
     j += 1
 
 
@@ -152,7 +159,8 @@ def distributions(index: SuffixIndex, seqs, with_n: bool, cap: int, discounts, r
     p = probs[sl]
     prev = None
     deep = np.zeros(p.shape, np.int64) if above == "longest" else None
-    for j, idx, raw, cont, at_bos in context_levels(index, stream, pos[sl], t[sl], outs, cap):
+    for j, idx, raw, cont, at_bos in context_levels(index, stream, pos[sl], t[sl], outs, cap,
+                                                    cont_until=top):
       k = j + 1
       counts = raw if k >= top else np.where(at_bos[:, None], raw, cont)
       d3 = discounts[min(k, discounts.shape[0]) - 1]

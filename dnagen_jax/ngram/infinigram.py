@@ -318,9 +318,16 @@ class InfiniGram:
 
   # ---------------------------------------------------------------- scoring
   def distributions(self, seqs):
-    """(probs [P, |O|], targets [P], longest match [P]) over the concatenated genes."""
-    return distributions(self.index, list(seqs), self.with_n, self.cap, self.discounts,
-                         self.raw_from, self.above)
+    """(probs [P, |O|], targets [P], longest match [P]) over the concatenated genes.
+
+    The last result is kept: a mixture asks for the probabilities and then the
+    longest matches of the same genes.
+    """
+    key = tuple(seqs)
+    if getattr(self, "_last", (None,))[0] != key:
+      self._last = (key, distributions(self.index, list(seqs), self.with_n, self.cap,
+                                       self.discounts, self.raw_from, self.above))
+    return self._last[1]
 
   def log_probs(self, seqs) -> list[np.ndarray]:
     """ln p(x_t | BOS x_<t) of every nucleotide: n float64 arrays [L_i]."""

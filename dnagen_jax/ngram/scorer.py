@@ -11,7 +11,7 @@ from dnagen_jax.ngram.model import NGramModel
 
 
 class NGramScorer(scoring.Scorer):
-  """Scores genes with an `NGramModel`, all genes in one vectorised pass.
+  """Scores genes with an `NGramModel` (or an `InfiniGram`), all genes in one vectorised pass.
 
   `token_log_probs(seqs)` gives ln p(x_t | BOS^(n-1) x_<t) for every nucleotide
   (n float64 arrays [L_i]); a gene holding N raises a one-line UserError when

@@ -185,3 +185,15 @@ def test_train_and_evaluate_and_load_scorer(tfds_dir, tmp_path):
   from dnagen_jax.ngram import train as ngram_train  # pylint: disable=g-import-not-at-top
   test = ngram_train.load_splits(config)["test"]
   assert scorer.perplexity(test)["perplexity"] == pytest.approx(results["test_perplexity"], rel=1e-12)
+
+
+def test_config_fields_are_checked():
+  from dnagen_jax import config_check  # pylint: disable=g-import-not-at-top
+  for field, value, message in (("infinigram_max_order", -2, "infinigram_max_order"),
+                                ("infinigram_raw_from", 22, "infinigram_raw_from"),
+                                ("infinigram_above", "all", "infinigram_above")):
+    config = infinigram_config.get_config()
+    config.model[field] = value
+    with pytest.raises(UserError, match=message):
+      config_check.validate(config)
+  config_check.validate(infinigram_config.get_config())

@@ -135,3 +135,12 @@ def test_missing_validation_split_is_one_line(tfds_dir, tmp_path, monkeypatch):
   with pytest.raises(UserError, match="validation split"):
     trainer.train_and_evaluate(config, str(tmp_path / "mix"))
   assert not os.path.exists(tmp_path / "mix")
+
+
+def test_command_line_bad_component_is_one_line(tmp_path):
+  from tests.helpers import run_main  # pylint: disable=g-import-not-at-top
+  out = run_main("--config=configs/mixture.py", f"--workdir={tmp_path / 'mix'}",
+                 f"--config.model.mixture_workdirs={tmp_path / 'a'},{tmp_path / 'b'}")
+  assert out.returncode == 2, out.stderr
+  lines = out.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith("error: mixture component") and "no such workdir" in lines[0]

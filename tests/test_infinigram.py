@@ -197,3 +197,14 @@ def test_config_fields_are_checked():
     with pytest.raises(UserError, match=message):
       config_check.validate(config)
   config_check.validate(infinigram_config.get_config())
+
+
+@pytest.mark.slow
+def test_real_genes_beat_the_kneser_ney_21_gram(genes_csv):
+  from dnagen_jax.ngram.bench import csv_splits  # pylint: disable=g-import-not-at-top
+  sp = csv_splits(genes_csv)
+  model = InfiniGram.fit(sp["train"])
+  test = float(np.exp(-np.concatenate(model.log_probs(sp["test"])).mean()))
+  capped = InfiniGram.fit(sp["train"], cap=21)
+  kn21 = float(np.exp(-np.concatenate(capped.log_probs(sp["test"])).mean()))
+  assert test < kn21 - 0.015 and abs(kn21 - 3.4067) < 0.002

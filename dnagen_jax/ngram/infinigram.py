@@ -98,7 +98,7 @@ def context_levels(index: SuffixIndex, stream, pos, t, outs, cap: int = 0, repea
   j = 0
   while idx.size:
     raw = np.diff(bounds, axis=1)
-    cont = None
+    cont = rows = None
     if not cont_until or j + 1 < cont_until:
       rows = index.occ[bounds]  # [m, O + 1, 8]
       # Distinct left neighbours: columns that differ between consecutive boundaries,
@@ -115,7 +115,12 @@ def context_levels(index: SuffixIndex, stream, pos, t, outs, cap: int = 0, repea
     grow = tj > j
     stay = ~grow & (j + 2 <= repeat_bos)
     a = stream[pos[idx] - (j + 1) * grow].astype(np.int64)  # BOS rows read their own x_t: unused
-    new = index.first[a][:, None] + index.occ[bounds, a[:, None]]
+    if rows is None:
+      ranks = index.occ[bounds, a[:, None]]
+    else:  # column a of the rows already read (a second random read is slower)
+      flat = rows.reshape(rows.shape[0], -1)
+      ranks = np.take_along_axis(flat, np.arange(0, flat.shape[1], rows.shape[2]) + a[:, None], 1)
+    new = index.first[a][:, None] + ranks
     new = np.where(stay[:, None], bounds, new)
     keep = (grow | stay) & (new[:, -1] > new[:, 0])
     idx, bounds = idx[keep], new[keep]

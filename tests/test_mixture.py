@@ -113,6 +113,20 @@ def test_bad_input_is_one_line(tfds_dir, tmp_path):
   config.model.mixture_workdirs = f"{dirs[0]},{tmp_path / 'other'}"
   with pytest.raises(UserError, match="different data set or tokenization.*synthetic_seed"):
     trainer.train_and_evaluate(config, workdir)
+  # A component with another tokenization (a field a k-mer model would carry).
+  cfg_path = os.path.join(dirs[1], "config.json")
+  original = open(cfg_path).read()
+  cfg = json.loads(original)
+  cfg["model"]["kmer_size"] = 3
+  open(cfg_path, "w").write(json.dumps(cfg))
+  config.model.mixture_workdirs = ",".join(dirs)
+  with pytest.raises(UserError, match="different tokenization"):
+    trainer.train_and_evaluate(config, workdir)
+  cfg["data"]["tokenizer"] = "kmer"
+  open(cfg_path, "w").write(json.dumps(cfg))
+  with pytest.raises(UserError, match="data set or tokenization.*tokenizer"):
+    trainer.train_and_evaluate(config, workdir)
+  open(cfg_path, "w").write(original)
   # A component workdir without a model: config.json but no saved counts.
   os.remove(os.path.join(dirs[0], "ngram.npz"))
   config.model.mixture_workdirs = ",".join(dirs)

@@ -42,15 +42,20 @@ def component_workdirs(config) -> list[str]:
   return [os.path.abspath(os.path.expanduser(d)) for d in dirs]
 
 
-def _data_key(data: dict) -> dict:
-  """The data fields that decide the data set and its tokens (RESUME_FIELDS, plus any *token* field)."""
-  keys = set(config_check.RESUME_FIELDS["data"]) | {k for k in data if "token" in k}
+TOKEN_WORDS = ("token", "kmer")  # fields named so decide what one prediction is
+
+
+def _data_key(data: dict, other: dict) -> dict:
+  """The data fields that decide the data set and its tokens (RESUME_FIELDS, plus *token* / *kmer*
+  fields of either config)."""
+  keys = set(config_check.RESUME_FIELDS["data"]) | {
+      k for k in list(data) + list(other) if any(w in k for w in TOKEN_WORDS)}
   return {k: config_check._norm(data.get(k)) for k in sorted(keys)}  # pylint: disable=protected-access
 
 
 def check_components(config, dirs: list[str], workdir: str) -> list[dict]:
   """Each component's config.json; one-line UserErrors for what cannot be mixed."""
-  own = _data_key(json.loads(config.data.to_json_best_effort()))
+  own_data = json.loads(config.data.to_json_best_effort())
   cfgs = []
   for d in dirs:
     if os.path.abspath(d) == os.path.abspath(workdir):
@@ -61,12 +66,17 @@ def check_components(config, dirs: list[str], workdir: str) -> list[dict]:
       cfg = config_check.read_workdir_config(d)
     except UserError as e:
       raise UserError(f"mixture component {e}") from None
-    theirs = _data_key(cfg["data"])
+    own, theirs = _data_key(own_data, cfg["data"]), _data_key(cfg["data"], own_data)
     diffs = [f"data.{k}: {own[k]!r} (mixture) vs {theirs[k]!r}" for k in own if own[k] != theirs.get(k)]
     if diffs:
       raise UserError(f"mixture component {d} was trained on a different data set or tokenization "
                       f"({'; '.join(diffs[:3])}); mix models of one data set, with the same data flags")
     cfgs.append(cfg)
+  tok = [{k: v for k, v in c["model"].items() if any(w in k for w in TOKEN_WORDS)} for c in cfgs]
+  for d, t in zip(dirs[1:], tok[1:]):
+    if t != tok[0]:
+      raise UserError(f"mixture component {d} was trained on a different tokenization "
+                      f"(model {t} vs {tok[0]} in {dirs[0]}); mix models of one tokenization")
   return cfgs
 
 

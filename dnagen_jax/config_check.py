@@ -8,7 +8,7 @@ import os
 from dnagen_jax.errors import UserError
 
 _CHOICES = {
-    ("model", "name"): ("lstm", "gru", "transformer", "ngram"),
+    ("model", "name"): ("lstm", "gru", "transformer", "ngram", "infinigram", "mixture"),
     ("model", "dtype"): ("float32", "bfloat16"),
     ("train", "schedule"): ("constant", "cosine"),
     ("data", "source"): ("synthetic", "files"),
@@ -52,6 +52,7 @@ def validate(config) -> None:
   num_buckets = _field(config, "data", "num_buckets")
   if num_buckets < 0:
     raise UserError(f"config.data.num_buckets={num_buckets} must be >= 0 (0 = length_buckets as given)")
+  _validate_infinigram_mixture(config)
   buckets = list(config.data.length_buckets)
   if not buckets or buckets != sorted(buckets):
     raise UserError(f"config.data.length_buckets={tuple(buckets)} must be increasing")
@@ -59,6 +60,26 @@ def validate(config) -> None:
     if buckets[-1] > config.model.max_len:
       raise UserError(f"config.data.length_buckets reaches {buckets[-1]} tokens but "
                       f"config.model.max_len is {config.model.max_len}")
+
+
+def _validate_infinigram_mixture(config) -> None:
+  """The infinigram's and the mixture's own fields (configs/infinigram.py, configs/mixture.py)."""
+  name = config.model.name
+  if name == "infinigram":
+    cap, raw_from = _field(config, "model", "infinigram_max_order"), _field(config, "model", "infinigram_raw_from")
+    above = _field(config, "model", "infinigram_above")
+    if not isinstance(cap, int) or cap < 0:
+      raise UserError(f"config.model.infinigram_max_order={cap!r} must be an integer >= 0 (0 = no cap)")
+    if not isinstance(raw_from, int) or not 1 <= raw_from <= 21:
+      raise UserError(f"config.model.infinigram_raw_from={raw_from!r} must be an integer in 1..21")
+    if above not in ("longest", "branching", "none"):
+      raise UserError(f"config.model.infinigram_above={above!r} must be one of longest, branching, none")
+  if name == "mixture":
+    _field(config, "model", "mixture_workdirs")
+    feature = _field(config, "model", "mixture_feature")
+    if feature not in ("", "longest_match"):
+      raise UserError(f"config.model.mixture_feature={feature!r} must be '' or 'longest_match'")
+    _field(config, "model", "mixture_buckets")
 
 
 # The fields that decide what a run learns: a workdir resumes only under the
@@ -69,7 +90,8 @@ def validate(config) -> None:
 RESUME_FIELDS = {
     "model": ("name", "embed_dim", "hidden_dim", "num_layers", "position_embedding", "max_len",
               "num_heads", "head_dim", "mlp_dim", "init", "ngram_order", "ngram_smoothing",
-              "ngram_k", "ngram_kn_lower_discounts"),
+              "ngram_k", "ngram_kn_lower_discounts", "infinigram_max_order", "infinigram_raw_from",
+              "infinigram_above", "mixture_workdirs", "mixture_feature", "mixture_buckets"),
     "data": ("source", "files", "min_length", "max_length", "unknown_policy", "val_fraction",
              "test_fraction", "synthetic_order", "synthetic_alpha", "synthetic_seed",
              "synthetic_sizes"),

@@ -22,6 +22,12 @@ def load_scorer(workdir: str) -> Scorer:
   if cfg["model"]["name"] == "ngram":
     from dnagen_jax.ngram import scorer as ngram_scorer  # pylint: disable=g-import-not-at-top
     return ngram_scorer.load(workdir)
+  if cfg["model"]["name"] == "infinigram":
+    from dnagen_jax.ngram import scorer as ngram_scorer  # pylint: disable=g-import-not-at-top
+    return ngram_scorer.load_infinigram(workdir)
+  if cfg["model"]["name"] == "mixture":
+    from dnagen_jax.mixture import train as mixture_train  # pylint: disable=g-import-not-at-top
+    return mixture_train.load(workdir, load_scorer)
   from dnagen_jax.scoring import neural  # pylint: disable=g-import-not-at-top
   return neural.NeuralScorer.load(workdir)
 

@@ -11,7 +11,7 @@ from dnagen_jax.ngram.model import NGramModel
 
 
 class NGramScorer(scoring.Scorer):
-  """Scores genes with an `NGramModel`, all genes in one vectorised pass.
+  """Scores genes with an `NGramModel` (or an `InfiniGram`), all genes in one vectorised pass.
 
   `token_log_probs(seqs)` gives ln p(x_t | BOS^(n-1) x_<t) for every nucleotide
   (n float64 arrays [L_i]); a gene holding N raises a one-line UserError when
@@ -32,6 +32,12 @@ class NGramScorer(scoring.Scorer):
         out.extend(self.model.log_probs(seqs[start:i + 1]))
         start, total = i + 1, 0
     return out
+
+
+def load_infinigram(workdir: str) -> NGramScorer:
+  """The infinigram saved in `workdir` by `ngram.infinigram_train`, as a Scorer."""
+  from dnagen_jax.ngram.infinigram import InfiniGram  # pylint: disable=g-import-not-at-top
+  return NGramScorer(InfiniGram.load(workdir))
 
 
 def load(workdir: str) -> NGramScorer:

@@ -63,6 +63,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if config.model.name == "ngram":
     from dnagen_jax.ngram import train as ngram_train  # pylint: disable=g-import-not-at-top
     return ngram_train.train_and_evaluate(config, workdir)
+  if config.model.name == "infinigram":
+    from dnagen_jax.ngram import infinigram_train  # pylint: disable=g-import-not-at-top
+    return infinigram_train.train_and_evaluate(config, workdir)
+  if config.model.name == "mixture":
+    from dnagen_jax import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+    from dnagen_jax.mixture import train as mixture_train  # pylint: disable=g-import-not-at-top
+    return mixture_train.train_and_evaluate(config, workdir, workdir_lib.load_scorer)
   config_check.validate(config)
   os.makedirs(workdir, exist_ok=True)
   config_check.write_or_check_workdir_config(config, workdir)

@@ -1,0 +1,100 @@
+"""Fitting an infinigram on the prepared data set, like any other model.
+
+  python -m dnagen_jax.main --config=configs/infinigram.py --workdir=/tmp/infinigram
+
+`train_and_evaluate(config, workdir)` writes into `workdir`:
+  config.json            the resolved config (read back by `workdir.load_scorer`);
+  infinigram_text.npy    uint8 [n] the indexed training text (suffix_array.py);
+  infinigram_sa.npy      int32 [n] its suffix array;
+  infinigram.json        header: format, cap, raw_from, above, discounts and their search;
+  results.json           perplexities and bits per nucleotide (project protocol), fit,
+                         build and scoring times, peak memory, mean longest match.
+Refitting takes seconds, so running the command again refits (a workdir
+holding a different model or data set is refused).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import time
+
+import numpy as np
+
+from dnagen_jax import config_check
+from dnagen_jax.data import storage
+from dnagen_jax.ngram import train as ngram_train
+from dnagen_jax.ngram.infinigram import InfiniGram
+from dnagen_jax.ngram.scorer import NGramScorer
+from dnagen_jax.ngram.suffix_array import SuffixIndex
+
+
+def model_settings(config) -> dict:
+  """InfiniGram.fit keyword arguments from `config.model` (and data.unknown_policy)."""
+  m = config.model
+  return dict(cap=int(m.infinigram_max_order), raw_from=int(m.infinigram_raw_from),
+              above=str(m.infinigram_above), with_n=config.data.unknown_policy == "n",
+              lower_discounts=m.get("ngram_kn_lower_discounts", "auto"))
+
+
+def peak_rss_bytes() -> int:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+
+
+def fit_and_score(settings: dict, splits: dict, oracle: float | None = None):
+  """Fits on splits['train'] and scores validation and test. Returns (model, results)."""
+  t0 = time.perf_counter()
+  SuffixIndex.build(splits["train"])
+  build_seconds = time.perf_counter() - t0  # the suffix array alone (fit builds it again)
+  t0 = time.perf_counter()
+  model = InfiniGram.fit(splits["train"], **settings)
+  fit_seconds = time.perf_counter() - t0
+  scorer = NGramScorer(model)
+  t0 = time.perf_counter()
+  val = scorer.perplexity(splits["validation"])
+  test = scorer.perplexity(splits["test"])
+  score_seconds = time.perf_counter() - t0
+  longest = np.concatenate(model.longest_match(splits["test"]) or [np.zeros(0)])
+  results = {
+      "model": model.name, "cap": model.cap, "raw_from": model.raw_from, "above": model.above,
+      "params": model.num_params, "nucleotides_seen": model.nucleotides_seen,
+      "outcomes": model.outcomes,
+      "val_perplexity": val["perplexity"], "val_bits_per_nucleotide": val["bits_per_nucleotide"],
+      "test_perplexity": test["perplexity"], "test_bits_per_nucleotide": test["bits_per_nucleotide"],
+      "test_nucleotides": test["nucleotides"], "oracle_test_perplexity": oracle,
+      "test_mean_longest_match": float(longest.mean()) if longest.size else None,
+      "index_bytes": model.index.nbytes,
+      "build_seconds": build_seconds, "fit_seconds": fit_seconds, "score_seconds": score_seconds,
+      "score_nucleotides_per_s": (val["nucleotides"] + test["nucleotides"]) / score_seconds,
+      "peak_rss_bytes": peak_rss_bytes(),
+  }
+  return model, results
+
+
+def train_and_evaluate(config, workdir: str) -> dict:
+  """Fits, saves and evaluates the infinigram of `config`; returns results.json's dict."""
+  config_check.validate(config)
+  os.makedirs(workdir, exist_ok=True)
+  config_check.write_or_check_workdir_config(config, workdir)
+  settings = model_settings(config)
+  splits = ngram_train.load_splits(config)
+  oracle = storage.oracle_perplexity(config.data, "test")
+  model, results = fit_and_score(settings, splits, oracle)
+  model.save(workdir)
+  with open(os.path.join(workdir, "results.json"), "w") as f:
+    json.dump(results, f, indent=2)
+  rows = [("model", results["model"]), ("indexed symbols", results["params"]),
+          ("nucleotides seen", results["nucleotides_seen"]),
+          ("val perplexity", results["val_perplexity"]),
+          ("test perplexity", results["test_perplexity"]),
+          ("test bits/nt", results["test_bits_per_nucleotide"]),
+          ("oracle test perplexity", results["oracle_test_perplexity"]),
+          ("test mean longest match", results["test_mean_longest_match"]),
+          ("suffix array build seconds", results["build_seconds"]),
+          ("fit seconds", results["fit_seconds"]),
+          ("scoring nt/s", results["score_nucleotides_per_s"]),
+          ("peak memory MiB", results["peak_rss_bytes"] / 2**20)]
+  width = max(len(k) for k, _ in rows)
+  print("\n".join(f"{k:<{width}}  {ngram_train._fmt(v)}" for k, v in rows), flush=True)  # pylint: disable=protected-access
+  return results

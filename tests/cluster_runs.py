@@ -114,3 +114,12 @@ def assert_same_run(workdir: str, reference: str) -> None:
                              rtol=1e-5)
   for a, b in zip(final_params(workdir), final_params(reference), strict=True):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def reference_workdir(tmp_path_factory) -> str:
+  """One uninterrupted process of 4 devices on the tiny config; run once per test session."""
+  root = tmp_path_factory.getbasetemp() / "cluster_reference"
+  workdir = str(root / "run")
+  if not os.path.exists(os.path.join(workdir, "results.json")):
+    run(local_command(1, 4, tiny_flags(workdir, str(root / "tfds"))))
+  return workdir

@@ -99,6 +99,10 @@ class Cluster:
       self._munged.terminate()
       self._munged.wait(timeout=10)
 
+  def node_idle(self) -> bool:
+    out = subprocess.run(["sinfo", "-h", "-o", "%t"], env=self.env, capture_output=True, text=True)
+    return out.stdout.strip() == "idle"
+
   def sbatch(self, args: list[str], env: dict | None = None) -> str:
     """Submits; returns the job id."""
     env = dict(env if env is not None else os.environ, SLURM_CONF=self.conf)

@@ -38,10 +38,7 @@ AUDIT_HOOK = textwrap.dedent("""
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
   """Workdir of one uninterrupted process with 4 devices."""
-  root = tmp_path_factory.mktemp("reference")
-  workdir = str(root / "run")
-  cluster_runs.run(cluster_runs.local_command(1, 4, cluster_runs.tiny_flags(workdir, str(root / "tfds"))))
-  return workdir
+  return cluster_runs.reference_workdir(tmp_path_factory)
 
 
 def _audited_env(tmp_path, workdir: str) -> dict:

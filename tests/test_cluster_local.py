@@ -111,3 +111,31 @@ def test_launcher_needs_a_command():
   code, out = cluster_runs.finish(cluster_runs.start(
       [sys.executable, os.path.join(cluster_runs.ROOT, "launch", "local.py"), "--processes=2"]))
   assert code == 2 and "error: give the command after --" in out
+
+
+def test_distributed_flags_bad_input_is_one_line():
+  from dnagen_jax.errors import UserError  # pylint: disable=g-import-not-at-top
+  from dnagen_jax.runtime import distributed  # pylint: disable=g-import-not-at-top
+  with pytest.raises(UserError, match="go together"):
+    distributed.initialize(None, None, 2, None)
+  with pytest.raises(UserError, match=r"--process_id=2 must be in 0\.\.1"):
+    distributed.initialize(None, "127.0.0.1:1", 2, 2)
+  assert distributed.initialize(None, "127.0.0.1:1", 1, 0) is False  # one process: nothing to start
+  # srun/mpirun with several tasks starts it; a bare sbatch shell (no step) does not.
+  assert distributed.detected_cluster({"SLURM_STEP_NUM_TASKS": "2"}) == "SLURM"
+  assert distributed.detected_cluster({"OMPI_COMM_WORLD_SIZE": "4"}) == "Open MPI"
+  assert distributed.detected_cluster({"SLURM_NTASKS": "8", "SLURM_STEP_NUM_TASKS": "1"}) is None
+  assert distributed.detected_cluster({}) is None
+
+
+def test_distributed_without_a_cluster_exits_2(tmp_path):
+  env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "OMPI_"))}
+  code, out = cluster_runs.finish(cluster_runs.start(
+      [sys.executable, "-m", "dnagen_jax.main", "--distributed", "--config=configs/default.py",
+       f"--workdir={tmp_path}/run"], env))
+  assert code == 2
+  assert out.strip().splitlines()[-1].startswith("error: cannot start jax.distributed (")
+  code, out = cluster_runs.finish(cluster_runs.start(
+      [sys.executable, "-m", "dnagen_jax.main", "--num_processes=2", "--config=configs/default.py",
+       f"--workdir={tmp_path}/run"], env))
+  assert code == 2 and "error: --coordinator_address, --num_processes and --process_id go together" in out

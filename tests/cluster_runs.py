@@ -116,10 +116,14 @@ def assert_same_run(workdir: str, reference: str) -> None:
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+def shared_data_dir(tmp_path_factory) -> str:
+  """One TFDS folder for every tiny run of the session: the data set is prepared once."""
+  return str(tmp_path_factory.getbasetemp() / "cluster_tfds")
+
+
 def reference_workdir(tmp_path_factory) -> str:
   """One uninterrupted process of 4 devices on the tiny config; run once per test session."""
-  root = tmp_path_factory.getbasetemp() / "cluster_reference"
-  workdir = str(root / "run")
+  workdir = str(tmp_path_factory.getbasetemp() / "cluster_reference")
   if not os.path.exists(os.path.join(workdir, "results.json")):
-    run(local_command(1, 4, tiny_flags(workdir, str(root / "tfds"))))
+    run(local_command(1, 4, tiny_flags(workdir, shared_data_dir(tmp_path_factory))))
   return workdir

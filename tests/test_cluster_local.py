@@ -51,8 +51,9 @@ def _audited_env(tmp_path, workdir: str) -> dict:
   return env
 
 
-def test_sigterm_to_one_process_stops_both_at_one_step_and_resumes(tmp_path, reference):
-  workdir, data_dir = str(tmp_path / "run"), str(tmp_path / "tfds")
+def test_sigterm_to_one_process_or_ctrl_c_stops_both_at_one_step_and_resumes(
+    tmp_path, tmp_path_factory, reference):
+  workdir, data_dir = str(tmp_path / "run"), cluster_runs.shared_data_dir(tmp_path_factory)
   command = cluster_runs.local_command(2, 2, cluster_runs.tiny_flags(workdir, data_dir))
   env = _audited_env(tmp_path, workdir)
   proc = cluster_runs.start(command, env)
@@ -66,8 +67,19 @@ def test_sigterm_to_one_process_stops_both_at_one_step_and_resumes(tmp_path, ref
   assert stops[1][1] == str(step) and 3 <= step < cluster_runs.STEPS
   assert os.path.isdir(os.path.join(workdir, "checkpoints", str(step)))
 
-  out = cluster_runs.run(command, env)
+  # Ctrl-C to the launcher: it passes SIGTERM to both, which stop at one later step.
+  proc = cluster_runs.start(command, env)
+  lines = cluster_runs.wait_for_line(proc, rf"^step {step + 5}/")
+  proc.send_signal(signal.SIGINT)
+  code, out = cluster_runs.finish(proc)
+  out = "".join(lines) + out
+  assert code == 128 + signal.SIGTERM, out[-3000:]
   assert f"resuming from step {step}" in out
+  later = re.findall(r"process (\d) of 2: interrupted by signal 15 at step (\d+)", out)
+  assert len(later) == 2 and later[0][1] == later[1][1] and int(later[0][1]) > step, out[-3000:]
+
+  out = cluster_runs.run(command, env)
+  assert f"resuming from step {later[0][1]}" in out
   cluster_runs.assert_same_run(workdir, reference)
 
   # Only process 0 wrote the run's files, and it wrote each of them.
@@ -80,8 +92,9 @@ def test_sigterm_to_one_process_stops_both_at_one_step_and_resumes(tmp_path, ref
     assert writers.get(name) == {"0"}, writers
 
 
-def test_kill_9_of_one_process_ends_the_other_and_relaunch_resumes(tmp_path, reference):
-  workdir, data_dir = str(tmp_path / "run"), str(tmp_path / "tfds")
+def test_kill_9_of_one_process_ends_the_other_and_relaunch_resumes(
+    tmp_path, tmp_path_factory, reference):
+  workdir, data_dir = str(tmp_path / "run"), cluster_runs.shared_data_dir(tmp_path_factory)
   command = cluster_runs.local_command(2, 2, cluster_runs.tiny_flags(workdir, data_dir))
   proc = cluster_runs.start(command)
   lines = cluster_runs.wait_for_line(proc, r"^step 1[3-9]/")  # after the checkpoint of step 10

@@ -69,7 +69,8 @@ def test_sbatch_2_tasks_equal_1_process_through_a_requeue(slurm, tmp_path, tmp_p
   workdir, log = str(tmp_path / "run"), str(tmp_path / "job.out")
   job = slurm.sbatch(["--ntasks-per-node=2", "--cpus-per-task=1", f"--output={log}",
                       os.path.join(ROOT, "launch", "slurm", "train.sbatch"),
-                      *cluster_runs.tiny_flags(workdir, str(tmp_path / "tfds"))], env=_job_env(2))
+                      *cluster_runs.tiny_flags(workdir, cluster_runs.shared_data_dir(tmp_path_factory))],
+                     env=_job_env(2))
   _wait_for(log, r"^step 3/")
   os.kill(_batch_shell_pid(slurm, job), 15)  # as --signal=B:TERM@120 does
   _wait_for(log, r"requeueing job")

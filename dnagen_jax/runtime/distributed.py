@@ -11,8 +11,8 @@ A signal (SIGTERM from a scheduler, Ctrl-C) may reach one process only, at any
 moment. `StopVote` turns each process's local flag into one decision that
 every process takes at the same step: each step every process contributes its
 flag to a max-reduction over all devices, dispatched without waiting, and
-reads the previous step's result, so the vote costs no host sync beyond the
-one-step pipeline and all processes see the same sequence of answers.
+reads the result of two steps before, so the vote does not stall the device
+and all processes see the same sequence of answers.
 
 A process that dies without a word (kill -9, a lost node) is found by the
 coordination service's heartbeats: after `heartbeat_timeout_s` the others are
@@ -22,6 +22,7 @@ waiting in a collective forever.
 
 from __future__ import annotations
 
+import collections
 import os
 import sys
 
@@ -109,14 +110,19 @@ class StopVote:
 
   With one process the answer is the flag itself, at once. With several,
   `vote` at step s dispatches the max of every process's flag and returns the
-  result of step s - 1, so a signal seen by any process at step s stops all
-  of them after step s + 1 at the latest, at one step they agree on.
+  result of step s - LAG, so a signal seen by any process at step s stops all
+  of them after step s + LAG at the latest, at one step they agree on.
+  Reading a vote LAG = 2 steps old waits only for the train step before the
+  last one: the device keeps one step queued while the host makes the next
+  batch, as without the vote.
   """
+
+  LAG = 2
 
   def __init__(self, mesh):
     self.mesh = mesh
     self.collective = jax.process_count() > 1
-    self._pending = None
+    self._pending = collections.deque()
     if self.collective:
       self._sharding = NamedSharding(mesh, P("data"))
       self._local_devices = sum(d.process_index == jax.process_index()
@@ -124,13 +130,15 @@ class StopVote:
       self._max = jax.jit(jnp.max, out_shardings=NamedSharding(mesh, P()))
 
   def vote(self, flag: bool) -> bool:
-    """This process's flag in; the agreed decision (of the previous call) out."""
+    """This process's flag in; the agreed decision (of LAG calls ago) out."""
     if not self.collective:
       return bool(flag)
     local = np.full((self._local_devices,), int(bool(flag)), np.int32)
     votes = jax.make_array_from_process_local_data(self._sharding, local, (self.mesh.size,))
-    previous, self._pending = self._pending, self._max(votes)
-    return previous is not None and bool(np.asarray(previous.addressable_data(0)))
+    self._pending.append(self._max(votes))
+    if len(self._pending) <= self.LAG:
+      return False
+    return bool(np.asarray(self._pending.popleft().addressable_data(0)))
 
 
 def peer_failure(error: Exception) -> str | None:

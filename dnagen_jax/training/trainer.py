@@ -5,6 +5,9 @@ metrics.jsonl (one JSON line per log or validation point), checkpoints/ and
 best/ (Orbax), and results.json at the end. Running the same command again
 resumes from the latest checkpoint, with the data iterator where it stopped.
 SIGTERM or Ctrl-C saves a checkpoint first, so an interrupted run loses nothing.
+On several processes (runtime/distributed.py) process 0 alone writes these
+files and prints; a signal to any process stops all of them at one agreed
+step, which they save together.
 """
 
 from __future__ import annotations

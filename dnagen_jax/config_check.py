@@ -118,8 +118,10 @@ def _norm(value):
   return list(value) if isinstance(value, tuple) else value
 
 
-def write_or_check_workdir_config(config, workdir: str) -> None:
+def write_or_check_workdir_config(config, workdir: str, write: bool = True) -> None:
   """Writes config.json, or checks that the workdir trains the same model and data.
+
+  write=False only checks (the processes of a multi-host run other than 0).
 
   Only RESUME_FIELDS are compared; the new config.json then records the
   values of this session.
@@ -136,6 +138,8 @@ def write_or_check_workdir_config(config, workdir: str) -> None:
       if diffs:
         raise UserError(f"{workdir} holds a run of {what} ({'; '.join(diffs[:3])}); "
                         f"use a new --workdir or the original config")
+  if not write:
+    return
   tmp = path + ".tmp"
   with open(tmp, "w") as f:
     json.dump(new, f, indent=2)

@@ -40,7 +40,16 @@ flags.DEFINE_bool("swaps", False, "mutate: also allow adjacent swaps.")
 flags.DEFINE_string("mutations", None, "detect: mutation-set CSV to score.")
 flags.DEFINE_list("workdirs", [], "report: trained workdirs to tabulate; sample_report: independent models that score the samples.")
 flags.DEFINE_integer("window", 20, "detect/report: W, nucleotides of context in the window rule.")
-flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() first (multi-host jobs).")
+# Multi-process runs (every mode; see runtime/distributed.py and docs/cluster.md).
+flags.DEFINE_bool("distributed", False, "Start jax.distributed first (multi-host jobs); without the "
+                  "flag it starts by itself inside srun/mpirun with several tasks or with "
+                  "--num_processes > 1; --nodistributed never starts it.")
+flags.DEFINE_string("coordinator_address", None, "distributed: HOST:PORT of process 0 "
+                    "(default: from SLURM/Open MPI/TPU metadata).")
+flags.DEFINE_integer("num_processes", None, "distributed: number of processes (default: from the cluster).")
+flags.DEFINE_integer("process_id", None, "distributed: this process's index 0..N-1 (default: from the cluster).")
+flags.DEFINE_integer("heartbeat_timeout_s", 100, "distributed: a process silent this long counts as dead "
+                     "and the others stop.")
 flags.DEFINE_integer("bench_steps", 10, "bench: timed steps after warm-up.")
 flags.DEFINE_bool("torch", True, "bench: also time the PyTorch twin (if torch is installed).")
 # generate / sample_report (dnagen_jax.generation)
@@ -61,9 +70,10 @@ def run(argv):
   """Dispatches --mode; imports lazily so that each mode loads only what it needs."""
   del argv
   mode, workdir, config = FLAGS.mode, FLAGS.workdir, FLAGS.config
-  if FLAGS.distributed:
-    import jax
-    jax.distributed.initialize()  # reads the cluster's environment (SLURM, TPU pods, ...)
+  from dnagen_jax.runtime import distributed
+  distributed.initialize(
+      FLAGS.distributed if FLAGS["distributed"].present else None, FLAGS.coordinator_address,
+      FLAGS.num_processes, FLAGS.process_id, heartbeat_timeout_s=FLAGS.heartbeat_timeout_s)
   if not workdir:
     raise UserError("--workdir is required")
   from dnagen_jax.runtime import compile_cache
@@ -157,6 +167,11 @@ def main(argv):
     if isinstance(e, Interrupted):
       print(str(e), file=sys.stderr)
       sys.exit(128 + e.signum)  # the shell's convention for "killed by this signal"
+    from dnagen_jax.runtime import distributed
+    message = distributed.peer_failure(e)
+    if message:  # a peer died: one line, not a traceback of the failed collective
+      print(f"error: {message}", file=sys.stderr, flush=True)
+      os._exit(1)  # pylint: disable=protected-access  # not sys.exit: its shutdown barrier waits for the dead peer
     raise
 
 

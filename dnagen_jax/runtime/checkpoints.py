@@ -27,8 +27,10 @@ class Checkpoints:
                                            create=True)
     self.recent = ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")),
                                         options=options)
-    best_options = ocp.CheckpointManagerOptions(max_to_keep=1, enable_async_checkpointing=True,
-                                                create=True)
+    # Its own barrier names: on several processes the two managers may save one step at once.
+    best_options = ocp.CheckpointManagerOptions(
+        max_to_keep=1, enable_async_checkpointing=True, create=True,
+        multiprocessing_options=ocp.options.MultiprocessingOptions(barrier_sync_key_prefix="best"))
     self.best = ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "best")),
                                       options=best_options)
 

@@ -39,6 +39,7 @@ class Logger:
 
   def __init__(self, workdir: str, total_steps: int, start_step: int, nucleotides_seen: int):
     self.path = os.path.join(workdir, "metrics.jsonl")
+    self.writer = jax.process_index() == 0  # several processes: process 0 alone writes metrics
     self.total_steps, self.start_step = total_steps, start_step
     self.nucleotides_seen = nucleotides_seen
     self.tokens_seen = 0  # this session's padded tokens (real + padding)
@@ -122,6 +123,8 @@ class Logger:
     return self._steady_nt / self._steady_time if self._steady_time else 0.0
 
   def _write(self, record: dict) -> None:
+    if not self.writer:
+      return
     with open(self.path, "a") as f:
       f.write(json.dumps(record) + "\n")
 

@@ -5,10 +5,14 @@ metrics.jsonl (one JSON line per log or validation point), checkpoints/ and
 best/ (Orbax), and results.json at the end. Running the same command again
 resumes from the latest checkpoint, with the data iterator where it stopped.
 SIGTERM or Ctrl-C saves a checkpoint first, so an interrupted run loses nothing.
+On several processes (runtime/distributed.py) process 0 alone writes these
+files and prints; a signal to any process stops all of them at one agreed
+step, which they save together.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -20,6 +24,7 @@ import numpy as np
 from flax import nnx
 
 from dnagen_jax.runtime import checkpoints
+from dnagen_jax.runtime import distributed
 from dnagen_jax import config_check
 from dnagen_jax.scoring import neural
 from dnagen_jax.data import storage
@@ -72,16 +77,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     return mixture_train.train_and_evaluate(config, workdir, workdir_lib.load_scorer)
   config_check.validate(config)
   os.makedirs(workdir, exist_ok=True)
-  config_check.write_or_check_workdir_config(config, workdir)
+  # Several processes: every one checks the workdir, process 0 alone writes and
+  # prints, and it prepares the data set before the others read it.
+  writer = distributed.is_writer()
+  config_check.write_or_check_workdir_config(config, workdir, write=writer)
+  if writer:
+    storage.prepare(config.data)
+  distributed.barrier("data prepared")
   flag, restore_signals = _signal_catcher()
   try:
-    return _train(config, workdir, flag)
+    with contextlib.ExitStack() as stack:
+      if not writer:  # progress lines from process 0 only
+        stack.enter_context(contextlib.redirect_stdout(stack.enter_context(open(os.devnull, "w"))))
+      return _train(config, workdir, flag)
   finally:
     restore_signals()
 
 
 def _train(config, workdir: str, flag: dict) -> dict:
   tc = config.train
+  writer = distributed.is_writer()
   mesh = mesh_utils.make_mesh()
   if tc.batch_size % mesh.size:
     raise UserError(f"train.batch_size={tc.batch_size} must be a multiple of the {mesh.size} devices")
@@ -152,13 +167,17 @@ def _train(config, workdir: str, flag: dict) -> dict:
 
   step = meta["step"]
   stopped_early = bool(tc.patience and meta["bad_evals"] >= tc.patience)  # a finished run, rerun
+  stop_vote = distributed.StopVote(mesh)  # a signal to any process stops all at one step
   try:
     while step < total_steps and not stopped_early:
-      if flag["signal"] is not None:
+      if stop_vote.vote(flag["signal"] is not None):
         save(step)
         ckpts.wait()
-        raise Interrupted(f"interrupted by signal {flag['signal']} at step {step}; checkpoint "
-                          f"saved in {workdir}; run the same command to resume", flag["signal"])
+        signum = flag["signal"] or signal.SIGTERM  # another process got it
+        who = (f"process {jax.process_index()} of {jax.process_count()}: "
+               if jax.process_count() > 1 else "")
+        raise Interrupted(f"{who}interrupted by signal {signum} at step {step}; checkpoint "
+                          f"saved in {workdir}; run the same command to resume", int(signum))
       with log.timed("host"):
         batch = next(it)
         device_batch = mesh_utils.put_batch(batch, mesh)
@@ -215,7 +234,8 @@ def _train(config, workdir: str, flag: dict) -> dict:
       "train_seconds": meta["elapsed_s"] + log.elapsed(), "nucleotides_per_s": log.mean_rate(),
       "timings_s": log.timings,
   }
-  with open(os.path.join(workdir, "results.json"), "w") as f:
-    json.dump(results, f, indent=2)
+  if writer:
+    with open(os.path.join(workdir, "results.json"), "w") as f:
+      json.dump(results, f, indent=2)
   progress.print_results(results)
   return results

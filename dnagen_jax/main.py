@@ -7,6 +7,7 @@ r"""dnagen_jax command line: one entry point for every mode.
   python -m dnagen_jax.main --mode=mutate --config=configs/default.py --workdir=/tmp/muts --max_edits=5
   python -m dnagen_jax.main --mode=detect --workdir=/tmp/run --mutations=/tmp/muts/mutations_max5_seed0.csv
   python -m dnagen_jax.main --mode=report --workdirs=/tmp/a,/tmp/b --workdir=/tmp/report
+  python -m dnagen_jax.main --mode=study --config=configs/studies/synthetic.py --workdir=/tmp/study
 
 Any config field can be overridden: --config.model.num_layers=2.
 Bad input ends in one line on stderr and exit status 2, never a traceback.
@@ -24,7 +25,8 @@ from ml_collections import config_flags
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py).", lock_config=True)
 flags.DEFINE_string("workdir", None, "Experiment directory: config, metrics, checkpoints, results.")
-flags.DEFINE_enum("mode", "train", ["train", "eval", "bench", "sweep", "mutate", "detect", "report"],
+flags.DEFINE_enum("mode", "train", ["train", "eval", "bench", "sweep", "mutate", "detect", "report",
+                                   "study"],
                   "What to run.")
 flags.DEFINE_string("eval_file", None, "eval: CSV or FASTA file to score.")
 flags.DEFINE_integer("max_order", 12, "sweep: train N-gram orders 1..max_order.")
@@ -40,6 +42,9 @@ flags.DEFINE_integer("window", 20, "detect/report: W, nucleotides of context in 
 flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() first (multi-host jobs).")
 flags.DEFINE_integer("bench_steps", 10, "bench: timed steps after warm-up.")
 flags.DEFINE_bool("torch", True, "bench: also time the PyTorch twin (if torch is installed).")
+# --mode=study (dnagen_jax/study): one point only, or print every point's command.
+flags.DEFINE_string("point", None, "study: train only this point (names: --dry_run).")
+flags.DEFINE_bool("dry_run", False, "study: print each point's command (one per cluster job) and stop.")
 
 
 def run(argv):
@@ -53,7 +58,7 @@ def run(argv):
     raise UserError("--workdir is required")
   from dnagen_jax.runtime import compile_cache
   compile_cache.enable()
-  if mode in ("train", "bench", "sweep", "mutate") and config is None:
+  if mode in ("train", "bench", "sweep", "mutate", "study") and config is None:
     raise UserError(f"--mode={mode} needs --config=configs/NAME.py")
   if mode == "train":
     from dnagen_jax.training import trainer
@@ -81,6 +86,12 @@ def run(argv):
   elif mode == "report":
     from dnagen_jax import report
     report.run(FLAGS.workdirs, workdir, window=FLAGS.window, num_pairs=FLAGS.num_pairs)
+  elif mode == "study":
+    from dnagen_jax.study import runner
+    study_path = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--config=")), "STUDY.py")
+    extra = [a for a in sys.argv[1:] if a.startswith("--config.")]
+    runner.run(config, workdir, point=FLAGS.point, dry_run=FLAGS.dry_run, study_path=study_path,
+               extra_args=extra)
 
 
 def _config_flag_error(argv: list[str], error: Exception) -> str:

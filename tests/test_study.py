@@ -1,0 +1,155 @@
+"""Data-scaling studies: nested subsets, k-mer tokens, the fit against the oracle, resume, bad input."""
+
+import json
+import os
+
+import ml_collections
+import numpy as np
+import pytest
+
+from dnagen_jax.data import subsets
+from dnagen_jax.errors import UserError
+from dnagen_jax.study import fit as fit_lib
+from dnagen_jax.study import runner
+from dnagen_jax.study import spec
+from tests.helpers import ROOT, run_main
+
+
+def _genes(n, seed=0):
+  rng = np.random.default_rng(seed)
+  seqs = ["".join(rng.choice(list("ACGT"), int(L))) for L in rng.integers(5, 60, n)]
+  return [f"g{i}" for i in range(n)], seqs
+
+
+def test_subsets_are_nested_minimal_and_independent_of_stored_order():
+  ids, seqs = _genes(200)
+  total = sum(map(len, seqs))
+  previous = set()
+  for target in (1, 50, 400, 1000, total // 2, total):
+    idx = subsets.prefix_indices(ids, seqs, target)
+    chosen = {ids[i] for i in idx}
+    assert previous <= chosen  # nested: every smaller subset inside every larger one
+    got = sum(len(seqs[i]) for i in idx)
+    assert got >= target
+    # minimal: dropping the last gene of the ranking falls below the target
+    last = subsets.rank(ids, seqs)[len(idx) - 1]
+    assert got - len(seqs[last]) < target
+    # keyed on the genes, not on where they are stored
+    perm = np.random.default_rng(1).permutation(len(ids))
+    idx2 = subsets.prefix_indices([ids[i] for i in perm], [seqs[i] for i in perm], target)
+    assert {ids[perm[i]] for i in idx2} == chosen
+    previous = chosen
+  with pytest.raises(UserError, match="larger than the train split"):
+    subsets.prefix_indices(ids, seqs, total + 1)
+
+
+def test_fit_recovers_a_known_law():
+  d = np.geomspace(1e4, 1e7, 7)
+  loss = fit_lib.law(d, 1.5, 0.2, 0.6, 1e5) * (1 + 0.001 * np.sin(np.arange(7)))
+  f = fit_lib.fit_with_intervals(d, loss, bootstrap=50, targets=(1.6, 1.4))
+  assert abs(f["E"] - 1.5) < 0.01 and abs(f["beta"] - 0.6) < 0.1
+  assert f["ci"]["E"][0] <= f["E"] <= f["ci"]["E"][1]
+  need = f["data_needed"]
+  assert 1e4 < need[0]["D"] < 1e7 and need[1]["D"] == float("inf")  # 1.4 < E: never
+
+
+def _study(tfds_dir, name="synthetic-test", families=None):
+  study = ml_collections.ConfigDict()
+  study.name = name
+  study.data = ml_collections.ConfigDict({"data_dir": tfds_dir})
+  study.fractions = tuple(2.0 ** -i for i in range(7, -1, -1))
+  study.nucleotides = ()
+  study.target_losses = (1.54, 1.5)
+  study.bootstrap = 100
+  study.fit_seed = 0
+  study.families = ml_collections.ConfigDict(families or {
+      "kn": dict(config="configs/ngram.py", overrides={"model": {"ngram_order": 4}}, kmers=(1,),
+                 seeds=(0,), budget="", ngram_orders=())})
+  return study
+
+
+def test_synthetic_ngram_study_finds_the_oracle_and_resumes(tfds_dir, tmp_path, capsys):
+  workdir = str(tmp_path / "study")
+  study = _study(tfds_dir)
+  out = runner.run(study, workdir)
+  f = out["fits"][0]
+  oracle = f["oracle_test_bits_per_nt"]
+  assert abs(oracle - 1.5275) < 0.002  # log2 of the default source's test perplexity 2.8829
+  assert abs(f["E"] / oracle - 1) < 0.02
+  assert f["ci"]["E"][0] <= oracle <= f["ci"]["E"][1]
+  rows = out["rows"]
+  assert len(rows) == 8 and [r["train_nucleotides"] for r in rows] == sorted(r["train_nucleotides"] for r in rows)
+  assert rows[-1]["train_genes"] == 3000 and rows[0]["test_bits_per_nt"] > rows[-1]["test_bits_per_nt"]
+  for name in ("study.csv", "study.json", "fits.json", "study.png", "study.md"):
+    assert os.path.getsize(os.path.join(workdir, name)) > 0
+  point = os.path.join(workdir, "points", rows[0]["point"])
+  assert any(n.startswith("events.out.tfevents") for n in os.listdir(os.path.join(point, "tb")))
+  stamps = {r["point"]: os.path.getmtime(os.path.join(workdir, "points", r["point"], "results.json"))
+            for r in rows}
+  capsys.readouterr()
+  again = runner.run(study, workdir)  # trains nothing, same tables
+  assert "8 done, 0 to train" in capsys.readouterr().out
+  assert again["markdown"] == out["markdown"]
+  assert stamps == {r["point"]: os.path.getmtime(os.path.join(workdir, "points", r["point"], "results.json"))
+                    for r in rows}
+  # One point per job; the dry run names them all
+  runner.run(study, workdir, dry_run=True)
+  printed = capsys.readouterr().out
+  assert printed.count("--point=") == 8 and "(done)" in printed
+  with pytest.raises(UserError, match="not a point of study"):
+    runner.run(study, workdir, point="nope")
+  # Another study in the same workdir is refused before anything is trained
+  with pytest.raises(UserError, match="holds study 'synthetic-test'"):
+    runner.run(_study(tfds_dir, name="other"), workdir)
+  other = _study(tfds_dir)
+  other.families.kn.overrides = {"model": {"ngram_order": 3}}
+  with pytest.raises(UserError, match="trained with another config"):
+    runner.run(other, workdir)
+  fewer = _study(tfds_dir)
+  fewer.fractions = (0.5, 1.0)
+  with pytest.raises(UserError, match="not a point of study"):
+    runner.run(fewer, workdir)
+
+
+def test_point_trains_one_point_only(tfds_dir, tmp_path):
+  workdir = str(tmp_path / "study")
+  study = _study(tfds_dir)
+  names = [n for n, *_ in spec.point_names(study)]
+  runner.run(study, workdir, point=names[2])
+  assert os.listdir(os.path.join(workdir, "points")) == [names[2]]
+  with open(os.path.join(workdir, "points", names[2], "config.json")) as f:
+    assert json.load(f)["data"]["train_nucleotides"] > 0
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda s: s.families.kn.update(model="lstm"), "unknown field 'model'"),
+    (lambda s: s.families.kn.update(overrides={"model": {"ngram_ordr": 4}}), "unknown config field 'ngram_ordr'"),
+    (lambda s: s.update(fractions=(0.5, 1.5)), "not in \\(0, 1\\]"),
+    (lambda s: s.update(fractions=(), nucleotides=(1000, 10**9)), "larger than the train split"),
+    (lambda s: s.families.kn.update(kmers=(6,), overrides={"model": {"ngram_order": 4}}),
+     "ngram_order=4 with data.kmer=6 does not fit"),
+    (lambda s: s.families.kn.update(kmers=(7,)), "k-mer length 7 must be 1..6"),
+    (lambda s: s.families.kn.update(budget="steps:3"), "budget 'steps:3'"),
+])
+def test_bad_study_configs_are_one_line_errors(tfds_dir, change, message):
+  study = _study(tfds_dir)
+  change(study)
+  with pytest.raises(UserError, match=message):
+    spec.points(study)
+
+
+def test_cli_bad_study_is_one_line_exit_2(tmp_path):
+  path = tmp_path / "bad_study.py"
+  path.write_text("import ml_collections\n"
+                  "def get_config():\n"
+                  "  s = ml_collections.ConfigDict()\n"
+                  "  s.name = 'x'\n"
+                  "  s.fractions = (1.0,)\n"
+                  "  s.families = ml_collections.ConfigDict({'f': {'config': 'configs/ngram.py', 'colour': 1}})\n"
+                  "  return s\n")
+  r = run_main("--mode=study", f"--config={path}", f"--workdir={tmp_path / 'w'}", "--dry_run")
+  assert r.returncode == 2, r.stderr
+  assert r.stderr.strip().splitlines() == ["error: study family 'f': unknown field 'colour' "
+                                           "(fields: config, overrides, kmers, seeds, budget, ngram_orders)"]
+  assert not os.path.exists(tmp_path / "w")
+  assert os.path.exists(os.path.join(ROOT, "configs", "studies", "synthetic.py"))

@@ -123,7 +123,7 @@ def test_point_trains_one_point_only(tfds_dir, tmp_path):
 
 @pytest.mark.parametrize("change, message", [
     (lambda s: s.families.kn.update(model="lstm"), "unknown field 'model'"),
-    (lambda s: s.families.kn.update(overrides={"model": {"ngram_ordr": 4}}), "unknown config field 'ngram_ordr'"),
+    (lambda s: s.families.kn.update(overrides={"model": {"ngram_ordr": 4}}), "overrides: unknown config field 'model.ngram_ordr'"),
     (lambda s: s.update(fractions=(0.5, 1.5)), "not in \\(0, 1\\]"),
     (lambda s: s.update(fractions=(), nucleotides=(1000, 10**9)), "larger than the train split"),
     (lambda s: s.families.kn.update(kmers=(6,), overrides={"model": {"ngram_order": 4}}),

@@ -6,9 +6,9 @@ Command:
 Expected result: for the Kneser-Ney family the fitted irreducible loss E lies
 within 2% of the oracle's test bits per nucleotide (1.5275 = log2 2.8829) and
 its 95% interval contains it (tests/test_study.py checks this on the kn family
-alone); Laplace at order 4 converges to the same E more slowly. Points: 8 sizes
-(1/128 .. all of the 1.76M training nucleotides) x 3 families; the N-gram
-points take seconds, the LSTM points about a minute each on 2 CPU cores.
+alone), for nucleotides and for 3-mers; Laplace at order 4 reaches the same E.
+Points: 8 sizes (1/128 .. all of the 1.76M training nucleotides) x 4 curves;
+the N-gram points take seconds, the LSTM points about a minute each on 2 CPU cores.
 Only the N-gram families: --config.families=... is awkward on the command line;
 copy this file and delete the lstm entry instead.
 """
@@ -30,10 +30,10 @@ def get_config():
   study.families.kn = dict(               # interpolated Kneser-Ney N-gram, its best order on validation
       config="configs/ngram.py",          # base config file
       overrides={},                       # nested {block: {field: value}} over the base config
-      kmers=(1,),                         # tokenizations: 1 = nucleotides, 2..6 = k-mers
+      kmers=(1, 3),                       # tokenizations: 1 = nucleotides, 2..6 = k-mers
       seeds=(0,),                         # training seeds per point (an N-gram fit has no randomness)
       budget="",                          # '' (base config), 'epochs:N', 'nucleotides:N' or 'patience:N'
-      ngram_orders=(2, 3, 4, 5, 6, 8),    # fit each order, keep the best on validation (() = the config's order)
+      ngram_orders=(1, 2, 3, 4, 5, 6, 8),  # fit each order that fits the codes (3-mers: <= 7), keep the best on validation
   )
   study.families.laplace4 = dict(         # Laplace (add-one) N-gram at the source's context length
       config="configs/ngram.py",

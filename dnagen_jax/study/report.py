@@ -168,8 +168,11 @@ def _atomic_write(path: str, text: str) -> None:
   os.replace(path + ".tmp", path)
 
 
-def write_all(study, workdir: str, points: list) -> dict:
-  """Writes study.csv, study.json, fits.json, study.png and study.md; prints study.md."""
+def write_all(study, workdir: str, points: list, missing=()) -> dict:
+  """Writes study.csv, study.json, fits.json, study.png and study.md over `points`; prints study.md.
+
+  `missing`: names of points not finished yet (the tables say they are partial).
+  """
   rows = [point_row(p, workdir) for p in points]
   with open(os.path.join(workdir, "study.csv.tmp"), "w", newline="") as f:
     writer = csv.DictWriter(f, fieldnames=COLUMNS)
@@ -181,6 +184,9 @@ def write_all(study, workdir: str, points: list) -> dict:
   _atomic_write(os.path.join(workdir, "fits.json"), json.dumps(fit_list, indent=1))
   plot(study, rows, fit_list, os.path.join(workdir, "study.png"))
   text = markdown(study, rows, fit_list)
+  if missing:
+    text = (f"**Partial: {len(missing)} of {len(missing) + len(rows)} points not finished** "
+            f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}).\n\n" + text)
   _atomic_write(os.path.join(workdir, "study.md"), text)
   print(text + f"-> {os.path.join(workdir, 'study.md')}, study.csv, study.json, fits.json, study.png",
         flush=True)

@@ -180,8 +180,8 @@ def run(study, workdir: str, point: str | None = None, dry_run: bool = False,
           f"{len(todo) - i} left{left})", flush=True)
     train_point(p, point_dir(workdir, p.name))
   missing = [p.name for p in pts if not is_done(workdir, p.name)]
-  if missing:
+  if missing:  # tables over the finished points, marked partial
     print(f"study {study.name}: {len(missing)} points not finished (e.g. {missing[0]}); "
           "run the study command again to continue", flush=True)
-    return None
-  return report.write_all(study, workdir, pts)
+  finished = [p for p in pts if is_done(workdir, p.name)]
+  return report.write_all(study, workdir, finished, missing) if finished else None

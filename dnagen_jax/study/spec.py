@@ -73,22 +73,22 @@ def load_config_file(path: str):
     raise UserError(f"{path}: cannot load config ({type(e).__name__}: {e})") from None
 
 
-def apply_overrides(config, overrides, where: str):
+def apply_overrides(config, overrides, where: str, path: str = ""):
   """Sets the fields of a nested {block: {field: value}} (or {"block.field": value}) tree.
 
-  An unknown field is a UserError naming `where` and the field.
+  An unknown field is a UserError naming `where` and the field's dotted path.
   """
   items = overrides.items() if hasattr(overrides, "items") else ()
   for key, value in items:
     if "." in key:  # dotted form, as launch/sweep.py's sweep files write it
       head, rest = key.split(".", 1)
-      apply_overrides(config, {head: {rest: value}}, where)
+      apply_overrides(config, {head: {rest: value}}, where, path)
       continue
     if not hasattr(config, "keys") or key not in config:
       fields = ", ".join(sorted(config.keys())) if hasattr(config, "keys") else "none"
-      raise UserError(f"{where}: unknown config field {key!r} (fields here: {fields})")
+      raise UserError(f"{where}: unknown config field '{path}{key}' (fields here: {fields})")
     if hasattr(value, "items") and hasattr(config[key], "keys"):
-      apply_overrides(config[key], value, f"{where}.{key}")
+      apply_overrides(config[key], value, where, f"{path}{key}.")
     else:
       config[key] = tuple(value) if isinstance(value, list) else value
   return config
@@ -185,7 +185,7 @@ def points(study, train_lengths=None) -> list[Point]:
     family = study.families[family_name]
     where = f"study family {family_name!r}"
     config = load_config_file(family.config)
-    apply_overrides(config, {"data": study.get("data", {})}, "study config data")
+    apply_overrides(config, {"data": study.get("data", {})}, "study config")
     apply_overrides(config, family.get("overrides", {}), f"{where} overrides")
     target = math.ceil(size * total) if fractions else int(size)
     if target > total:
@@ -224,7 +224,7 @@ def base_data_config(study):
   """config.data of the study's first family with the study's data overrides, whole train split."""
   family = next(iter(study.families.values()))
   config = load_config_file(family.config)
-  apply_overrides(config, {"data": study.get("data", {})}, "study config data")
+  apply_overrides(config, {"data": study.get("data", {})}, "study config")
   config.data.train_nucleotides, config.data.kmer = 0, 1
   return config.data
 

@@ -63,8 +63,8 @@ def _study(tfds_dir, name="synthetic-test", families=None):
   study.bootstrap = 100
   study.fit_seed = 0
   study.families = ml_collections.ConfigDict(families or {
-      "kn": dict(config="configs/ngram.py", overrides={"model": {"ngram_order": 4}}, kmers=(1,),
-                 seeds=(0,), budget="", ngram_orders=())})
+      "kn": dict(config="configs/ngram.py", overrides={}, kmers=(1,),
+                 seeds=(0,), budget="", ngram_orders=(3, 4))})
   return study
 
 
@@ -78,6 +78,7 @@ def test_synthetic_ngram_study_finds_the_oracle_and_resumes(tfds_dir, tmp_path, 
   assert abs(f["E"] / oracle - 1) < 0.02
   assert f["ci"]["E"][0] <= oracle <= f["ci"]["E"][1]
   rows = out["rows"]
+  assert rows[-1]["order"] == 4 and rows[0]["order"] in (3, 4)  # chosen on validation
   assert len(rows) == 8 and [r["train_nucleotides"] for r in rows] == sorted(r["train_nucleotides"] for r in rows)
   assert rows[-1]["train_genes"] == 3000 and rows[0]["test_bits_per_nt"] > rows[-1]["test_bits_per_nt"]
   for name in ("study.csv", "study.json", "fits.json", "study.png", "study.md"):
@@ -102,7 +103,7 @@ def test_synthetic_ngram_study_finds_the_oracle_and_resumes(tfds_dir, tmp_path, 
   with pytest.raises(UserError, match="holds study 'synthetic-test'"):
     runner.run(_study(tfds_dir, name="other"), workdir)
   other = _study(tfds_dir)
-  other.families.kn.overrides = {"model": {"ngram_order": 3}}
+  other.families.kn.overrides = {"model": {"ngram_smoothing": "witten_bell"}}
   with pytest.raises(UserError, match="trained with another config"):
     runner.run(other, workdir)
   fewer = _study(tfds_dir)
@@ -126,8 +127,9 @@ def test_point_trains_one_point_only(tfds_dir, tmp_path):
     (lambda s: s.families.kn.update(overrides={"model": {"ngram_ordr": 4}}), "overrides: unknown config field 'model.ngram_ordr'"),
     (lambda s: s.update(fractions=(0.5, 1.5)), "not in \\(0, 1\\]"),
     (lambda s: s.update(fractions=(), nucleotides=(1000, 10**9)), "larger than the train split"),
-    (lambda s: s.families.kn.update(kmers=(6,), overrides={"model": {"ngram_order": 4}}),
+    (lambda s: s.families.kn.update(kmers=(6,), ngram_orders=(), overrides={"model": {"ngram_order": 4}}),
      "ngram_order=4 with data.kmer=6 does not fit"),
+    (lambda s: s.families.kn.update(kmers=(6,), ngram_orders=(4, 5)), "no N-gram order of \\(4, 5\\) fits 6-mer"),
     (lambda s: s.families.kn.update(kmers=(7,)), "k-mer length 7 must be 1..6"),
     (lambda s: s.families.kn.update(budget="steps:3"), "budget 'steps:3'"),
 ])

@@ -68,7 +68,8 @@ def check_workdir(study, workdir: str, points: list) -> None:
       with open(path) as f:
         old = _resume_view(json.load(f))
       new = _resume_view(json.loads(names[name].config.to_json_best_effort()))
-      diffs = [f"{k}: {old[k]!r} -> {new[k]!r}" for k in new if old.get(k) != new[k]]
+      chosen = {"model.ngram_order"} if names[name].orders else set()  # chosen on validation
+      diffs = [f"{k}: {old[k]!r} -> {new[k]!r}" for k in new if old.get(k) != new[k] and k not in chosen]
       if diffs:
         raise UserError(f"{os.path.join(root, name)} was trained with another config "
                         f"({'; '.join(diffs[:3])}): a point of another study; use a new --workdir")

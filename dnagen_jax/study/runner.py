@@ -19,6 +19,7 @@ import datetime
 import json
 import os
 import shlex
+import shutil
 import sys
 import time
 
@@ -86,7 +87,7 @@ def write_spec(study, workdir: str, points: list) -> None:
 
 
 def _train_ngram_orders(point, workdir: str) -> dict:
-  """Fits each candidate order in <point>/orders/<n>/ and the best on validation in the point dir."""
+  """Fits each candidate order in <point>/orders/order_<n>/; the best on validation becomes the point."""
   from dnagen_jax.training import trainer  # pylint: disable=g-import-not-at-top
   best = None
   for n in point.orders:
@@ -100,10 +101,12 @@ def _train_ngram_orders(point, workdir: str) -> dict:
       config.model.ngram_order = n
       results = trainer.train_and_evaluate(config, sub)
     if best is None or results["val_bits_per_nucleotide"] < best[1]:
-      best = (n, results["val_bits_per_nucleotide"])
-  config = point.config.copy_and_resolve_references()
-  config.model.ngram_order = best[0]
-  return trainer.train_and_evaluate(config, workdir)
+      best = (n, results["val_bits_per_nucleotide"], sub, results)
+  # The point dir becomes the chosen order's workdir (its files copied; results.json last: done).
+  files = sorted(f for f in os.listdir(best[2]) if os.path.isfile(os.path.join(best[2], f)))
+  for name in sorted(files, key=lambda f: f == "results.json"):
+    shutil.copy2(os.path.join(best[2], name), os.path.join(workdir, name))
+  return best[3]
 
 
 def train_point(point, workdir: str) -> None:

@@ -42,7 +42,7 @@ def get_config():
   )
   study.families.lstm = dict(             # LSTM 1 x 128 (configs/default.py), early stopping on validation
       config="configs/default.py",
-      overrides={"train": {"eval_every": 50, "max_steps": 1200, "schedule": "constant",
+      overrides={"train": {"eval_every": 50, "max_steps": 800, "schedule": "constant",
                            "checkpoint_every": 100}},
       kmers=(1,), seeds=(0,), budget="patience:3", ngram_orders=(),
   )

@@ -26,11 +26,12 @@ def law(d, e: float, b: float, beta: float, d0: float) -> np.ndarray:
   return e + b * (np.asarray(d, np.float64) / d0) ** (-beta)
 
 
-def fit_law(d, loss, d0: float | None = None) -> dict:
+def fit_law(d, loss, d0: float | None = None, start: dict | None = None) -> dict:
   """Least-squares fit of one learning curve.
 
   Args:
     d: [n] training nucleotides (> 0); loss: [n] bits per nucleotide (> 0).
+    start: a previous fit to start from (bootstrap replicates), else several starting betas.
   Returns:
     {'E', 'B', 'beta', 'D0', 'cost'} (B at D = D0).
   """
@@ -41,16 +42,18 @@ def fit_law(d, loss, d0: float | None = None) -> dict:
 
   def residuals(p):
     e, b, beta = np.exp(p)
-    return y - np.log(e + b * np.exp(-beta * x))
+    with np.errstate(over="ignore"):  # trial steps may overshoot; least_squares backs off
+      return y - np.log(e + b * np.exp(-beta * x))
 
   best = None
   lo = float(loss.min())
-  for beta0 in _START_BETAS:
-    e0 = 0.9 * lo
-    b0 = max(float(np.median(loss)) - e0, 1e-3 * lo)
-    p0 = np.log([e0, b0, beta0])
+  e0 = 0.9 * lo
+  b0 = max(float(np.median(loss)) - e0, 1e-3 * lo)
+  starts = ([np.log([start["E"], start["B"], start["beta"]])] if start else
+            [np.log([e0, b0, beta0]) for beta0 in _START_BETAS])
+  for p0 in starts:
     r = optimize.least_squares(residuals, p0, loss="soft_l1", f_scale=F_SCALE, method="trf",
-                               x_scale=1.0, max_nfev=2000)
+                               x_scale=1.0, max_nfev=500)
     if best is None or r.cost < best.cost:
       best = r
   e, b, beta = np.exp(best.x)
@@ -61,7 +64,8 @@ def data_needed(fit: dict, target: float) -> float:
   """Training nucleotides at which the fitted curve reaches `target` bits/nt (inf below E)."""
   if target <= fit["E"]:
     return math.inf
-  return fit["D0"] * ((target - fit["E"]) / fit["B"]) ** (-1.0 / fit["beta"])
+  log_d = math.log(fit["D0"]) - math.log((target - fit["E"]) / fit["B"]) / fit["beta"]
+  return math.exp(log_d) if log_d < 700 else math.inf  # a tiny beta: beyond any data set
 
 
 def fit_with_intervals(d, loss, bootstrap: int = 200, seed: int = 0,
@@ -82,7 +86,7 @@ def fit_with_intervals(d, loss, bootstrap: int = 200, seed: int = 0,
     idx = rng.integers(0, d.size, d.size)
     if np.unique(d[idx]).size < 3:
       continue
-    reps.append(fit_law(d[idx], loss[idx], best["D0"]))
+    reps.append(fit_law(d[idx], loss[idx], best["D0"], start=best))
   out = dict(best, points=int(d.size), bootstrap=int(bootstrap), ci={}, data_needed=[])
   for key in ("E", "B", "beta"):
     vals = np.array([r[key] for r in reps])

@@ -65,8 +65,19 @@ def fits(study, rows: list[dict]) -> list[dict]:
         entry.update(fit_lib.fit_with_intervals(
             d, loss, bootstrap=int(study.get("bootstrap", 200)), seed=int(study.get("fit_seed", 0)),
             targets=tuple(study.get("target_losses", ()))))
+        entry["note"] = fit_note(entry, d, loss)
       out.append(entry)
   return out
+
+
+def fit_note(f: dict, d, loss) -> str:
+  """Says when a fit's parameters are not resolved by the points (an honest reading of E)."""
+  fitted = fit_lib.law([min(d), max(d)], f["E"], f["B"], f["beta"], f["D0"])
+  if fitted[0] - fitted[1] < 0.005 * f["E"]:
+    return "flat over these sizes (< 0.5%): E is the level, beta unresolved"
+  if f["E"] < 0.01 * min(loss):
+    return "E not resolved: a pure power law fits (no floor in reach)"
+  return ""
 
 
 def _g(x, digits: int = 4) -> str:
@@ -98,17 +109,17 @@ def markdown(study, rows: list[dict], fit_list: list[dict]) -> str:
                  f"{r['params']:,} | {_g(r['steps'])} | {_g(r['val_bits_per_nt'])} | "
                  f"{_g(r['test_bits_per_nt'])} | {r['wall_s']:.1f} |")
   lines += ["", "## Fits: L(D) = E + B (D/D0)^-beta (95% bootstrap intervals)", "",
-            "| family | k | E | E 95% CI | beta | beta 95% CI | B at D0 | D0 | oracle | E vs oracle |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+            "| family | k | E | E 95% CI | beta | beta 95% CI | B at D0 | D0 | oracle | E vs oracle | note |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
   for f in fit_list:
     if "error" in f:
-      lines.append(f"| {f['family']} | {f['kmer']} | {f['error']} | | | | | | | |")
+      lines.append(f"| {f['family']} | {f['kmer']} | {f['error']} | | | | | | | | |")
       continue
     oracle = f["oracle_test_bits_per_nt"]
     vs = f"{100 * (f['E'] / oracle - 1):+.2f}%" if oracle else "-"
     lines.append(f"| {f['family']} | {f['kmer']} | {f['E']:.4f} | [{f['ci']['E'][0]:.4f}, "
                  f"{f['ci']['E'][1]:.4f}] | {f['beta']:.3f} | [{f['ci']['beta'][0]:.3f}, "
-                 f"{f['ci']['beta'][1]:.3f}] | {f['B']:.4f} | {f['D0']:.3g} | {_g(oracle)} | {vs} |")
+                 f"{f['ci']['beta'][1]:.3f}] | {f['B']:.4f} | {f['D0']:.3g} | {_g(oracle)} | {vs} | {f.get('note', '')} |")
   targets = tuple(study.get("target_losses", ()))
   if targets:
     lines += ["", "## Training nucleotides needed to reach a test loss (fit; 95% bootstrap interval)", "",
@@ -127,6 +138,7 @@ def plot(study, rows: list[dict], fit_list: list[dict], path: str) -> None:
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  import matplotlib.ticker  # pylint: disable=g-import-not-at-top
   kmers = sorted({r["kmer"] for r in rows})
   fig, axes = plt.subplots(1, len(kmers), figsize=(4.2 * len(kmers), 3.6), squeeze=False, sharey=True)
   colours = {f: plt.cm.tab10(i % 10) for i, f in enumerate(study.families)}
@@ -145,18 +157,29 @@ def plot(study, rows: list[dict], fit_list: list[dict], path: str) -> None:
         grid = np.geomspace(min(ds), max(ds), 100)
         ax.plot(grid, fit_lib.law(grid, f["E"], f["B"], f["beta"], f["D0"]), "-", color=colours[family],
                 lw=1, alpha=0.8)
-        ax.axhline(f["E"], color=colours[family], ls=":", lw=0.8)
+        if not f.get("note"):  # a resolved floor only
+          ax.axhline(f["E"], color=colours[family], ls=":", lw=0.8)
     oracle = next((r["oracle_test_bits_per_nt"] for r in rows if r["oracle_test_bits_per_nt"]), None)
     if oracle:
       ax.axhline(oracle, color="k", ls="--", lw=0.8, label="oracle")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%.2f"))
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%.2f"))
     ax.set_title("nucleotides" if k == 1 else f"{k}-mers")
     ax.set_xlabel("training nucleotides D")
     ax.grid(True, which="both", alpha=0.3)
+  losses = [r["test_bits_per_nt"] for r in rows] + [r["oracle_test_bits_per_nt"] for r in rows
+                                                    if r["oracle_test_bits_per_nt"]]
+  axes[0][0].set_ylim(0.985 * min(losses), 1.015 * max(losses))  # the points, not a far-off fitted E
   axes[0][0].set_ylabel("test bits / nucleotide")
-  axes[0][-1].legend(fontsize=7)
-  fig.suptitle(f"study {study.name}: fits E + B D^-beta (dotted: E)", fontsize=9)
+  handles = {}
+  for ax in axes[0]:
+    for h, label in zip(*ax.get_legend_handles_labels()):
+      handles.setdefault(label, h)
+  axes[0][0].legend(handles.values(), handles.keys(), fontsize=7)
+  fig.suptitle(f"study {study.name}: test loss against training nucleotides; lines: fits "
+               "E + B D^-beta (dotted: E where resolved)", fontsize=9)
   fig.tight_layout()
   fig.savefig(path, dpi=90)
   plt.close(fig)

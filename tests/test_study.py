@@ -223,3 +223,24 @@ def test_kmer_loss_per_nucleotide_equals_nucleotide_loss_on_an_order0_source(tfd
   for k in (2, 3):
     assert abs(bits[k] / bits[1] - 1) < 0.001, bits
   assert abs(bits[1] / oracle - 1) < 0.001
+
+
+def test_study_configs_declare_their_points(tfds_dir, genes_csv):
+  """configs/studies/*.py resolve (genes.csv: skipped where ../shared is absent)."""
+  synthetic = spec.load_config_file("configs/studies/synthetic.py")
+  assert len(spec.point_names(synthetic)) == 32
+  genes = spec.load_config_file("configs/studies/genes.py")
+  genes.data.files, genes.data.data_dir = genes_csv, tfds_dir
+  points = spec.points(genes)
+  assert len(points) == 30
+  kn6 = [p for p in points if p.family == "kn" and p.kmer == 6]
+  assert all(p.orders == (1, 2, 3) for p in kn6)  # only orders with 6 N <= 21 nucleotides
+  sizes = sorted({p.nucleotides for p in points})
+  assert len(sizes) == 6 and sizes[-1] == sum(len(r.sequence) for r in trainer_records(points[0]))
+
+
+def trainer_records(point):
+  from dnagen_jax.data import storage
+  config = point.config.copy_and_resolve_references()
+  config.data.train_nucleotides = 0
+  return storage.load_records(config.data, "train")

@@ -6,8 +6,8 @@ One point per cluster job: add --dry_run to print each point's command.
 
 Curves: Kneser-Ney N-grams at their best order on validation, on nucleotides,
 3-mers and 6-mers, and a small LSTM (1 x 128) on nucleotides and 3-mers with
-the same fixed budget of 1.5M training nucleotides per point (early stopping
-keeps its best validation checkpoint), over 6 nested sizes from 1% to 100% of
+the same fixed budget of 1.5M training nucleotides per point (tested at its
+best validation checkpoint), over 6 nested sizes from 1% to 100% of
 the train split (2.91M nucleotides). Expected result (measured on 2 shared CPU
 cores, 19 minutes of point wall time; docs/studies.md): at 100% KN reaches
 1.7684 bits/nt on nucleotides (N=21), 1.8083 on 3-mers (N=7), 1.8463 on

@@ -225,10 +225,14 @@ def test_kmer_loss_per_nucleotide_equals_nucleotide_loss_on_an_order0_source(tfd
   assert abs(bits[1] / oracle - 1) < 0.001
 
 
-def test_study_configs_declare_their_points(tfds_dir, genes_csv):
-  """configs/studies/*.py resolve (genes.csv: skipped where ../shared is absent)."""
+def test_synthetic_study_config_declares_its_points():
   synthetic = spec.load_config_file("configs/studies/synthetic.py")
-  assert len(spec.point_names(synthetic)) == 32
+  names = [n for n, *_ in spec.point_names(synthetic)]
+  assert len(names) == 32 and len(set(names)) == 32 and "kn_k3_f0.5_s0" in names
+
+
+def test_genes_study_config_declares_its_points(tfds_dir, genes_csv):
+  """configs/studies/genes.py resolves on genes.csv (skipped where ../shared is absent)."""
   genes = spec.load_config_file("configs/studies/genes.py")
   genes.data.files, genes.data.data_dir = genes_csv, tfds_dir
   points = spec.points(genes)

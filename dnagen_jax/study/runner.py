@@ -20,7 +20,6 @@ import json
 import os
 import shlex
 import shutil
-import sys
 import time
 
 from dnagen_jax import config_check

@@ -28,6 +28,8 @@ def get_data_config() -> ml_collections.ConfigDict:
   data.synthetic_sizes = (3000, 300, 300)  # synthetic: genes in train / validation / test
   data.length_buckets = (256, 512, 1024)   # pad each batch up to the first bucket that fits (tokens incl. BOS); one compiled shape each
   data.num_buckets = 0             # > 0: pad to this many lengths fitted to the data instead (the last bucket stays the cap)
+  data.train_nucleotides = 0       # train on the nested subset of at least this many nucleotides of the train split (0 = all; see dnagen_jax/data/subsets.py)
+  data.kmer = 1                    # tokens: 1 = single nucleotides, k = 2..6 non-overlapping k-mers (docs/studies.md: the tail rule)
   data.sort_noise = 25.0           # batches of genes sorted by length + Uniform[0, sort_noise) nucleotides (0 = strict sort)
   return data
 

@@ -53,6 +53,14 @@ def validate(config) -> None:
   if num_buckets < 0:
     raise UserError(f"config.data.num_buckets={num_buckets} must be >= 0 (0 = length_buckets as given)")
   _validate_infinigram_mixture(config)
+  kmer = config.data.get("kmer", 1)
+  if kmer not in range(1, 7):
+    raise UserError(f"config.data.kmer={kmer!r} must be 1 (nucleotides) or a k-mer length 2..6")
+  if kmer > 1 and config.data.unknown_policy == "n":
+    raise UserError(f"config.data.kmer={kmer} reads A, C, G, T only: use data.unknown_policy "
+                    "'error' or 'skip', not 'n'")
+  if config.data.get("train_nucleotides", 0) < 0:
+    raise UserError(f"config.data.train_nucleotides={config.data.train_nucleotides} must be >= 0 (0 = all)")
   buckets = list(config.data.length_buckets)
   if not buckets or buckets != sorted(buckets):
     raise UserError(f"config.data.length_buckets={tuple(buckets)} must be increasing")
@@ -94,7 +102,7 @@ RESUME_FIELDS = {
               "infinigram_above", "mixture_workdirs", "mixture_feature", "mixture_buckets"),
     "data": ("source", "files", "min_length", "max_length", "unknown_policy", "val_fraction",
              "test_fraction", "synthetic_order", "synthetic_alpha", "synthetic_seed",
-             "synthetic_sizes"),
+             "synthetic_sizes", "train_nucleotides", "kmer"),
 }
 
 # Fields added after workdirs were first written, with the value those earlier
@@ -103,6 +111,8 @@ LEGACY_DEFAULTS = {
     ("model", "init"): "flax",
     ("data", "sort_noise"): 0.0,
     ("data", "num_buckets"): 0,
+    ("data", "train_nucleotides"): 0,
+    ("data", "kmer"): 1,
 }
 
 

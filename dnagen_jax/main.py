@@ -9,6 +9,7 @@ r"""dnagen_jax command line: one entry point for every mode.
   python -m dnagen_jax.main --mode=report --workdirs=/tmp/a,/tmp/b --workdir=/tmp/report
   python -m dnagen_jax.main --mode=generate --workdir=/tmp/run --num_samples=100 --out=/tmp/samples.fa
   python -m dnagen_jax.main --mode=sample_report --workdir=/tmp/run --samples=/tmp/samples.fa
+  python -m dnagen_jax.main --mode=study --config=configs/studies/synthetic.py --workdir=/tmp/study
 
 Any config field can be overridden: --config.model.num_layers=2.
 Bad input ends in one line on stderr and exit status 2, never a traceback.
@@ -27,7 +28,7 @@ FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py).", lock_config=True)
 flags.DEFINE_string("workdir", None, "Experiment directory: config, metrics, checkpoints, results.")
 flags.DEFINE_enum("mode", "train", ["train", "eval", "bench", "sweep", "mutate", "detect", "report",
-                                    "generate", "sample_report"],
+                                    "generate", "sample_report", "study"],
                   "What to run.")
 flags.DEFINE_string("eval_file", None, "eval: CSV or FASTA file to score.")
 flags.DEFINE_integer("max_order", 12, "sweep: train N-gram orders 1..max_order.")
@@ -64,6 +65,9 @@ flags.DEFINE_string("out", None, "generate: output FASTA; sample_report: output 
 flags.DEFINE_string("samples", None, "sample_report: the FASTA written by --mode=generate.")
 flags.DEFINE_string("reference", "test", "sample_report: real genes to compare with: a split of the "
                     "workdir's data (train/validation/test) or a CSV/FASTA file.")
+# --mode=study (dnagen_jax/study): one point only, or print every point's command.
+flags.DEFINE_string("point", None, "study: train only this point (names: --dry_run).")
+flags.DEFINE_bool("dry_run", False, "study: print each point's command (one per cluster job) and stop.")
 
 
 def run(argv):
@@ -78,7 +82,7 @@ def run(argv):
     raise UserError("--workdir is required")
   from dnagen_jax.runtime import compile_cache
   compile_cache.enable()
-  if mode in ("train", "bench", "sweep", "mutate") and config is None:
+  if mode in ("train", "bench", "sweep", "mutate", "study") and config is None:
     raise UserError(f"--mode={mode} needs --config=configs/NAME.py")
   if mode == "train":
     from dnagen_jax.training import trainer
@@ -113,6 +117,12 @@ def run(argv):
   elif mode == "sample_report":
     from dnagen_jax.generation import report as sample_report
     sample_report.run(workdir, FLAGS.samples, FLAGS.reference, FLAGS.out, judges=FLAGS.workdirs)
+  elif mode == "study":
+    from dnagen_jax.study import runner
+    study_path = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--config=")), "STUDY.py")
+    extra = [a for a in sys.argv[1:] if a.startswith("--config.")]
+    runner.run(config, workdir, point=FLAGS.point, dry_run=FLAGS.dry_run, study_path=study_path,
+               extra_args=extra)
 
 
 def _config_flag_error(argv: list[str], error: Exception) -> str:

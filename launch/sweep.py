@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from dnagen_jax.training import trainer  # pylint: disable=g-import-not-at-top,wrong-import-position
 from dnagen_jax.errors import UserError  # pylint: disable=g-import-not-at-top,wrong-import-position
+from dnagen_jax.study import spec  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 flags.DEFINE_string("sweep", None, "Sweep file (launch/sweeps/*.py).", required=True)
 flags.DEFINE_string("workdir", None, "Parent directory of the runs.", required=True)
@@ -39,15 +40,14 @@ def _load(path):
 
 
 def apply_overrides(config, overrides: dict):
-  """Sets dotted fields; an unknown field is a UserError, as on the command line."""
+  """Sets dotted fields; an unknown field is a UserError, as on the command line.
+
+  The study mode's override mechanism (dnagen_jax/study/spec.py), which
+  supersedes this launcher: --mode=study also trains nested data sizes,
+  tokenizations and seeds, and fits and plots the results.
+  """
   for dotted, value in overrides.items():
-    node = config
-    *parents, leaf = dotted.split(".")
-    for key in parents:
-      node = node[key]
-    if leaf not in node:
-      raise UserError(f"sweep override {dotted}: unknown config field")
-    node[leaf] = value
+    spec.apply_overrides(config, {dotted: value}, f"sweep override {dotted}")
   return config
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import grain
 import numpy as np
 
+from dnagen_jax.data import kmers
 from dnagen_jax.data import storage
 from dnagen_jax.data import tokens
 
@@ -56,18 +57,18 @@ def fit_buckets(lengths, k: int, multiple: int = 8) -> tuple[int, ...]:
   return tuple(sorted(buckets))
 
 
-def make_batch(seqs: list[str], length: int, batch_size: int | None = None) -> dict:
+def make_batch(seqs: list[str], length: int, batch_size: int | None = None, kmer: int = 1) -> dict:
   """Pads genes into one batch of fixed shape [batch_size, length].
 
-  Genes longer than `length` nucleotides are cut (the study cut BOS + gene to
+  Genes longer than `length` tokens are cut (the study cut BOS + gene to
   1023 tokens; its genes never reached that). Rows past len(seqs) are padding
-  with an all-zero mask.
+  with an all-zero mask. kmer > 1: tokens are k-mers (`kmers.encode`).
   """
   batch_size = batch_size or len(seqs)
   inputs = np.zeros((batch_size, length), np.int32)
   targets = np.zeros((batch_size, length), np.int32)
   for i, s in enumerate(seqs):
-    toks = tokens.encode(s[:length])
+    toks = tokens.encode(s[:length]) if kmer == 1 else kmers.encode(s, kmer)[:length]
     targets[i, :len(toks)] = toks
     inputs[i, 0] = tokens.BOS
     inputs[i, 1:len(toks)] = toks[:-1]
@@ -94,7 +95,9 @@ class TrainBatches:
 
   def __init__(self, data_config, batch_size: int, seed: int):
     self.src = storage.data_source(data_config, "train")
-    self.lengths = np.asarray([self.src[i]["length"] for i in range(len(self.src))])
+    self.kmer = int(data_config.get("kmer", 1))
+    self.gene_lengths = np.asarray([self.src[i]["length"] for i in range(len(self.src))])
+    self.lengths = kmers.num_tokens(self.gene_lengths, self.kmer)  # tokens per gene
     self.batch_size, self.seed = batch_size, seed
     self.buckets = tuple(data_config.length_buckets)
     self.sort_noise = float(data_config.sort_noise)
@@ -139,8 +142,11 @@ class TrainBatches:
     if self._plan[0] != epoch:  # a new epoch: one permutation for all its batches
       self._plan = (epoch, self._epoch_plan(epoch))
     seqs = [storage.as_str(self.src[int(j)]["sequence"]) for j in self._plan[1][i]]
-    length = bucket_length(max(len(s) for s in seqs), self.buckets)
-    return make_batch(seqs, length)
+    length = bucket_length(int(kmers.num_tokens(max(len(s) for s in seqs), self.kmer)), self.buckets)
+    batch = make_batch(seqs, length, kmer=self.kmer)
+    if self.kmer > 1:  # nucleotides per row (the trainer counts these, not tokens)
+      batch["nucleotides"] = np.asarray([min(len(s), length * self.kmer) for s in seqs], np.int64)
+    return batch
 
   def iterator(self) -> grain.DatasetIterator:
     """A checkpointable iterator over steps 0, 1, 2, ... (set_state to resume)."""
@@ -148,17 +154,18 @@ class TrainBatches:
     return ds.to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=4)).__iter__()
 
 
-def eval_batches(seqs: list[str], batch_size: int, buckets) -> list[tuple[np.ndarray, dict]]:
+def eval_batches(seqs: list[str], batch_size: int, buckets, kmer: int = 1) -> list[tuple[np.ndarray, dict]]:
   """Length-sorted, bucketed batches covering every gene exactly once.
 
   Returns (indices, batch) pairs: `indices` [n_i] are positions in `seqs`;
   batches are padded to `batch_size` rows so that few shapes get compiled.
+  Lengths and buckets count tokens (k-mers when kmer > 1).
   """
   order = np.argsort([len(s) for s in seqs], kind="stable")
   out = []
   for start in range(0, len(order), batch_size):
     idx = order[start:start + batch_size]
     chunk = [seqs[i] for i in idx]
-    length = bucket_length(max(len(s) for s in chunk), buckets)
-    out.append((idx, make_batch(chunk, length, batch_size)))
+    length = bucket_length(int(kmers.num_tokens(max(len(s) for s in chunk), kmer)), buckets)
+    out.append((idx, make_batch(chunk, length, batch_size, kmer)))
   return out

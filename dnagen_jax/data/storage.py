@@ -14,6 +14,7 @@ from absl import logging
 import numpy as np
 import tensorflow_datasets as tfds
 
+from dnagen_jax.data import subsets
 from dnagen_jax.data import tokens
 from dnagen_jax.data.gene_dataset.gene_dataset_dataset_builder import SPLITS  # re-exported: one definition
 from dnagen_jax.errors import UserError
@@ -69,8 +70,24 @@ def prepare(data_config):
 
 
 def data_source(data_config, split: str):
-  """Random-access source of {'gene_id', 'sequence', 'length'} examples."""
-  return prepare(data_config).as_data_source(split=split)
+  """Random-access source of {'gene_id', 'sequence', 'length'} examples.
+
+  The train split is cut to its nested subset when data.train_nucleotides > 0
+  (`subsets`): the one place it is applied, so every reader sees the same genes.
+  """
+  src = prepare(data_config).as_data_source(split=split)
+  target = int(data_config.get("train_nucleotides", 0) or 0)
+  if split != "train" or target <= 0:
+    return src
+  key = (data_dir(data_config), repr(sorted(dataset_settings(data_config).items())), target)
+  if key not in _SUBSETS:
+    examples = [src[i] for i in range(len(src))]
+    _SUBSETS[key] = subsets.prefix_indices([as_str(e["gene_id"]) for e in examples],
+                                           [as_str(e["sequence"]) for e in examples], target)
+  return subsets.SubsetSource(src, _SUBSETS[key])
+
+
+_SUBSETS: dict = {}  # (data set, D) -> subset indices, computed once per process
 
 
 def load_records(data_config, split: str) -> list[Record]:

@@ -292,8 +292,9 @@ class RecurrentLM(nnx.Module):
   __call__: inputs [batch, time] int32 -> logits [batch, time, vocab] float32.
   """
 
-  def __init__(self, cfg, *, rngs: nnx.Rngs):
+  def __init__(self, cfg, *, rngs: nnx.Rngs, vocab_size: int = tokens.VOCAB_SIZE):
     dtype = jnp.dtype(cfg.dtype)
+    self.vocab_size = vocab_size  # 8 nucleotide tokens, or 3 + 4^k k-mers (data.kmers)
     embed_kw, head_kw = {}, {}
     if cfg.init == "pytorch":
       # nn.Embedding draws N(0, 1), 16x Flax's default std at width 256: gates
@@ -304,7 +305,7 @@ class RecurrentLM(nnx.Module):
       uniform = lambda key, shape, dtype=jnp.float32: jax.random.uniform(
           key, shape, dtype, -bound, bound)
       head_kw = {"kernel_init": uniform, "bias_init": uniform}
-    self.embed = nnx.Embed(tokens.VOCAB_SIZE, cfg.embed_dim, rngs=rngs, **embed_kw)
+    self.embed = nnx.Embed(vocab_size, cfg.embed_dim, rngs=rngs, **embed_kw)
     self.pos = (nnx.Embed(cfg.max_len, cfg.embed_dim, rngs=rngs, **embed_kw)
                 if cfg.position_embedding else None)
     dims = [cfg.embed_dim] + [cfg.hidden_dim] * cfg.num_layers
@@ -312,7 +313,7 @@ class RecurrentLM(nnx.Module):
     self.layers = nnx.List([RecurrentLayer(cfg.name, dims[i], dims[i + 1], rngs=rngs, dtype=dtype,
                                            init=cfg.init)
                             for i in range(cfg.num_layers)])
-    self.head = nnx.Linear(cfg.hidden_dim, tokens.VOCAB_SIZE, rngs=rngs, **head_kw)
+    self.head = nnx.Linear(cfg.hidden_dim, vocab_size, rngs=rngs, **head_kw)
 
   def __call__(self, inputs: jax.Array) -> jax.Array:
     t, first = inputs.shape[1], self.layers[0]
@@ -324,9 +325,12 @@ class RecurrentLM(nnx.Module):
     w_ih = first.w_ih[...].astype(first.dtype)
     table = self.embed.embedding[...].astype(first.dtype) @ w_ih            # [V, G*H]
     # Time-major throughout: only the small logits [T, B, V] are transposed back.
-    one_hot = jax.nn.one_hot(inputs.T, tokens.VOCAB_SIZE, dtype=first.dtype)  # [T, B, V]
-    # A plain dot, not `project`: matmul's CPU convolution was only measured faster for large K, not K = 8.
-    gx = (one_hot.reshape(-1, tokens.VOCAB_SIZE) @ table).reshape(t, inputs.shape[0], -1)
+    if self.vocab_size <= 256:
+      one_hot = jax.nn.one_hot(inputs.T, self.vocab_size, dtype=first.dtype)  # [T, B, V]
+      # A plain dot, not `project`: matmul's CPU convolution was only measured faster for large K, not K = 8.
+      gx = (one_hot.reshape(-1, self.vocab_size) @ table).reshape(t, inputs.shape[0], -1)
+    else:  # large k-mer vocabularies: a gather, not a [T*B, V] one-hot product
+      gx = table[inputs.T]
     if self.pos is not None:
       pos = self.pos.embedding[...][:t].astype(first.dtype) @ w_ih           # [T, G*H]
       gx = gx + pos[:, None]

@@ -213,16 +213,16 @@ def _apply_block(block: Block, x: jax.Array, seq_len: int) -> jax.Array:
 class TransformerLM(nnx.Module):
   """__call__: inputs [batch, time] int32 -> logits [batch, time, vocab] float32."""
 
-  def __init__(self, cfg, *, rngs: nnx.Rngs):
+  def __init__(self, cfg, *, rngs: nnx.Rngs, vocab_size: int = tokens.VOCAB_SIZE):
     dtype = jnp.dtype(cfg.dtype)
     head_dim = cfg.head_dim or cfg.embed_dim // cfg.num_heads
-    self.embed = nnx.Embed(tokens.VOCAB_SIZE, cfg.embed_dim, rngs=rngs)
+    self.embed = nnx.Embed(vocab_size, cfg.embed_dim, rngs=rngs)  # 8 nucleotide tokens or 3 + 4^k k-mers
     self.pos = nnx.Embed(cfg.max_len, cfg.embed_dim, rngs=rngs)
     self.remat = bool(cfg.remat)
     self.blocks = nnx.List([Block(cfg, head_dim, rngs=rngs, dtype=dtype)
                             for _ in range(cfg.num_layers)])
     self.ln_f = nnx.LayerNorm(cfg.embed_dim, rngs=rngs)
-    self.head = nnx.Linear(cfg.embed_dim, tokens.VOCAB_SIZE, rngs=rngs)
+    self.head = nnx.Linear(cfg.embed_dim, vocab_size, rngs=rngs)
 
   def __call__(self, inputs: jax.Array) -> jax.Array:
     b, t = inputs.shape

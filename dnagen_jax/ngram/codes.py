@@ -44,7 +44,13 @@ def mask(k: int) -> np.uint64:
   return np.uint64((1 << (BITS * k)) - 1)
 
 
-def check_order(order: int) -> int:
+def check_order(order: int, kmer: int = 1) -> int:
+  """`order` if an order-`order` window of `kmer`-nucleotide tokens fits one uint64 code."""
+  if kmer > 1 and not 1 <= int(order) * kmer <= MAX_ORDER:
+    raise UserError(
+        f"ngram_order={order} with data.kmer={kmer} does not fit the N-gram codes: a window of "
+        f"{order} {kmer}-mers is {order * kmer} nucleotides, at most {MAX_ORDER} fit one 64-bit "
+        f"code ({BITS} bits each); use ngram_order <= {MAX_ORDER // kmer} for {kmer}-mers")
   if not 1 <= int(order) <= MAX_ORDER:
     raise UserError(
         f"ngram_order={order} is out of range: orders 1..{MAX_ORDER} are supported "

@@ -91,9 +91,10 @@ class Level:
   ctx_total: np.ndarray = None
   ctx_extra: np.ndarray = None
   discounts: np.ndarray = None
+  unit: int = C.BITS  # bits per token: 3 per nucleotide, 3k for k-mer tokens
 
   def derive(self, smoothing: str, discounts=None):
-    ctx = self.keys >> np.uint64(C.BITS)
+    ctx = self.keys >> np.uint64(self.unit)
     starts = C.group_starts(ctx)
     self.ctx_keys = ctx[starts]
     self.ctx_total = C.group_sums(self.counts, starts)
@@ -116,7 +117,7 @@ def _level_lookup(lv, q: np.ndarray):
   """
   order = np.argsort(q)
   qs = q[order]
-  hi, seen = C.sorted_positions(lv.ctx_keys, qs >> np.uint64(C.BITS))
+  hi, seen = C.sorted_positions(lv.ctx_keys, qs >> np.uint64(lv.unit))
   ki, found = C.sorted_positions(lv.keys, qs)
   tot, c, extra = np.zeros(q.shape), np.zeros(q.shape), np.zeros(q.shape)
   tot[order] = np.where(seen, lv.ctx_total[hi], 0)
@@ -130,10 +131,15 @@ class NGramModel:
 
   def __init__(self, order: int, smoothing: str, k: float, with_n: bool,
                levels: dict[int, Level], nucleotides_seen: int, lower_discounts=None,
-               discount_search: dict | None = None):
+               discount_search: dict | None = None, kmer: int = 1):
     self.order, self.smoothing, self.k = order, smoothing, float(k)
     self.with_n, self.nucleotides_seen = bool(with_n), int(nucleotides_seen)
     self.outcomes = tokens.NUCLEOTIDES + ("N" if with_n else "")
+    # k-mer tokens (data.kmer): a token is k nucleotide symbols, 3k bits of a code; 4^k outcomes.
+    self.kmer, self.unit = int(kmer), C.BITS * int(kmer)
+    self.num_outcomes = len(self.outcomes) if self.kmer == 1 else 4 ** self.kmer
+    for lv in levels.values():
+      lv.unit = self.unit
     self.lower_discounts = check_discounts(lower_discounts) if smoothing == "kneser_ney" else None
     self.discount_search = discount_search  # how 'auto' chose lower_discounts (None otherwise)
     ld = self.lower_discounts
@@ -146,7 +152,7 @@ class NGramModel:
 
   @property
   def name(self) -> str:
-    return f"ngram-{self.smoothing}-{self.order}"
+    return f"ngram-{self.smoothing}-{self.order}" + (f"-{self.kmer}mer" if self.kmer > 1 else "")
 
   @property
   def num_params(self) -> int:
@@ -157,7 +163,7 @@ class NGramModel:
   @classmethod
   def fit(cls, seqs, order: int, smoothing: str = "kneser_ney", k: float = 1.0,
           with_n: bool = False, max_memory_bytes: int | None = None,
-          lower_discounts="auto") -> "NGramModel":
+          lower_discounts="auto", kmer: int = 1) -> "NGramModel":
     """Counts the windows of `seqs` (genes over ACGT, and N if `with_n`).
 
     `lower_discounts`: Kneser-Ney only (ignored otherwise); the highest order
@@ -171,8 +177,15 @@ class NGramModel:
     Raises UserError for an order out of range, an unknown smoothing, N in the
     data of a model without N, or a fit that would not fit in memory (checked
     before allocating: see codes.check_memory).
+
+    `kmer` = k > 1: tokens are non-overlapping k-mers from each gene's start
+    (order counts tokens; order * k <= codes.MAX_ORDER); only full k-mers are
+    counted, a gene's last L mod k nucleotides are scored (log_probs) as the
+    probability that the next k-mer starts with them (docs/studies.md).
     """
-    order = C.check_order(order)
+    order = C.check_order(order, kmer)
+    if kmer > 1 and with_n:
+      raise UserError(f"k-mer tokens (data.kmer={kmer}) read A, C, G, T only: no N outcome")
     check_smoothing(smoothing)
     if not _is_auto(lower_discounts):
       check_discounts(lower_discounts)  # a bad triple fails before any counting
@@ -180,17 +193,18 @@ class NGramModel:
       raise UserError(f"ngram_k={k} must be > 0 for add_k smoothing")
     seqs = list(seqs)
     lengths = np.fromiter((len(s) for s in seqs), np.int64, len(seqs))
-    num_windows = int(lengths.sum())
+    ntok = lengths // kmer  # full tokens (all nucleotides when kmer = 1)
+    num_windows = int(ntok.sum())
     if num_windows == 0:
       raise UserError("no training nucleotides: the N-gram model needs at least one gene")
     levels_needed = order if smoothing in INTERPOLATED else 1
-    C.check_memory(num_windows, order, levels_needed, smoothing, max_memory_bytes)
+    C.check_memory(num_windows, order * kmer, levels_needed, smoothing, max_memory_bytes)
 
-    stream, starts = C.padded_stream(seqs, order - 1, 0)
-    check_symbols(stream, starts, order - 1, with_n, "training data")
-    top = C.window_codes(stream, order, C.ranges(starts, lengths))
+    stream, starts = C.padded_stream(seqs, (order - 1) * kmer, 0)
+    check_symbols(stream, starts, (order - 1) * kmer, with_n, "training data")
+    top = C.window_codes(stream, order * kmer, token_starts(starts, ntok, kmer))
     del stream
-    keys, counts, _ = C.unique_counts(top, order)
+    keys, counts, _ = C.unique_counts(top, order * kmer)
     del top
     levels = {order: Level(order, keys, counts)}
     if smoothing in INTERPOLATED:
@@ -198,26 +212,26 @@ class NGramModel:
       for kk in range(order - 1, 0, -1):
         # Group the (k+1)-grams by their last k symbols: sums give raw counts,
         # group sizes give N1+(. g), the number of distinct left neighbours.
-        suffix = keys & C.mask(kk)
-        keys, raw, distinct = C.unique_counts(suffix, kk, weights=raw, few_runs=True)
+        suffix = keys & C.mask(kk * kmer)
+        keys, raw, distinct = C.unique_counts(suffix, kk * kmer, weights=raw, few_runs=True)
         if smoothing == "kneser_ney":
-          starts_bos = (keys >> np.uint64(C.BITS * (kk - 1))) == tokens.BOS
+          starts_bos = (keys >> np.uint64(C.BITS * kmer * (kk - 1))) == bos_code(kmer)
           levels[kk] = Level(kk, keys, np.where(starts_bos, raw, distinct))
         else:
           levels[kk] = Level(kk, keys, raw)
     search = None
     if smoothing == "kneser_ney" and _is_auto(lower_discounts):
-      lower_discounts, search = choose_lower_discounts(seqs, order, with_n)
-    return cls(order, smoothing, k, with_n, levels, num_windows, lower_discounts, search)
+      lower_discounts, search = choose_lower_discounts(seqs, order, with_n, kmer)
+    return cls(order, smoothing, k, with_n, levels, num_windows * kmer, lower_discounts, search, kmer)
 
   # ---------------------------------------------------------------- scoring
   def window_probs(self, codes: np.ndarray) -> np.ndarray:
     """p(w | h) for packed order-n windows: uint64 [W] -> float64 [W]."""
-    n, num_out = self.order, len(self.outcomes)
+    n, num_out = self.order, self.num_outcomes
     if self.smoothing not in INTERPOLATED:
       lv = self.levels[n]
       c = C.lookup(lv.keys, lv.counts, codes).astype(np.float64)
-      tot = C.lookup(lv.ctx_keys, lv.ctx_total, codes >> np.uint64(C.BITS)).astype(np.float64)
+      tot = C.lookup(lv.ctx_keys, lv.ctx_total, codes >> np.uint64(self.unit)).astype(np.float64)
       if self.smoothing == "mle":
         return np.divide(c, tot, out=np.zeros_like(c), where=tot > 0)
       k = 1.0 if self.smoothing == "laplace" else self.k
@@ -225,7 +239,7 @@ class NGramModel:
     p = np.full(codes.shape, 1.0 / num_out)
     for kk in range(1, n + 1):
       lv = self.levels[kk]
-      tot, c, extra, _ = _level_lookup(lv, codes & C.mask(kk))
+      tot, c, extra, _ = _level_lookup(lv, codes & C.mask(kk * self.kmer))
       seen = tot > 0
       if self.smoothing == "kneser_ney":
         d = np.where(c > 0, lv.discounts[np.clip(c, 1, 3).astype(np.int64) - 1], 0.0)
@@ -245,20 +259,20 @@ class NGramModel:
     prefix. The returned f(s) costs a few vector operations per order;
     f(None) is the perplexity with this model's own discounts.
     """
-    n, num_out = self.order, len(self.outcomes)
+    n, num_out, kmer = self.order, self.num_outcomes, self.kmer
     lengths = np.fromiter((len(x) for x in seqs), np.int64, len(seqs))
-    stream, starts = C.padded_stream(seqs, n - 1, 0)
-    check_symbols(stream, starts, n - 1, self.with_n, "held-out data")
-    codes = C.window_codes(stream, n, C.ranges(starts, lengths))
+    stream, starts = C.padded_stream(seqs, (n - 1) * kmer, 0)
+    check_symbols(stream, starts, (n - 1) * kmer, self.with_n, "held-out data")
+    codes = C.window_codes(stream, n * kmer, token_starts(starts, lengths // kmer, kmer))
     base = np.array([1.0, 2.0, 3.0])
     per_order = []
     depth = np.zeros(codes.size, np.int64)
     for kk in range(1, n + 1):
       lv = self.levels[kk]
-      tot, c, extra, (srt, hi, seen) = _level_lookup(lv, codes & C.mask(kk))
+      tot, c, extra, (srt, hi, seen) = _level_lookup(lv, codes & C.mask(kk * kmer))
       v = np.zeros(codes.shape)
       cls3 = np.minimum(lv.counts, 3)
-      ctx_starts = C.group_starts(lv.keys >> np.uint64(C.BITS))
+      ctx_starts = C.group_starts(lv.keys >> np.uint64(self.unit))
       ctx_v = sum(base[i] * C.group_sums(cls3 == i + 1, ctx_starts) for i in range(3))
       v[srt] = np.where(seen, ctx_v[hi], 0.0)
       depth += tot > 0
@@ -294,6 +308,8 @@ class NGramModel:
     seqs = list(seqs)
     if not seqs:
       return []
+    if self.kmer > 1:
+      return self._kmer_log_probs(seqs)
     lengths = np.fromiter((len(s) for s in seqs), np.int64, len(seqs))
     stream, starts = C.padded_stream(seqs, self.order - 1, 0)
     check_symbols(stream, starts, self.order - 1, self.with_n, "scored data")
@@ -302,8 +318,39 @@ class NGramModel:
       lp = np.log(self.window_probs(codes))
     return np.split(lp, np.cumsum(lengths)[:-1])
 
+  def _kmer_log_probs(self, seqs) -> list[np.ndarray]:
+    """log_probs for k-mer tokens: each token's ln p at its last nucleotide (0 elsewhere).
+
+    A gene's tail (its last r = L mod k nucleotides) is scored as
+    ln sum_c p(tail + c | context) over the 4^(k-r) completions c.
+    """
+    k, n = self.kmer, self.order
+    lengths = np.fromiter((len(s) for s in seqs), np.int64, len(seqs))
+    ntok, tail = lengths // k, lengths % k
+    stream, starts = C.padded_stream(seqs, (n - 1) * k, k - 1)  # right pad: tail windows stay in the stream
+    check_symbols(stream, starts, (n - 1) * k, False, "scored data")
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    out = np.zeros(int(lengths.sum()))
+    codes = C.window_codes(stream, n * k, token_starts(starts, ntok, k))
+    with np.errstate(divide="ignore"):
+      out[np.repeat(offsets, ntok) + k * (C.ranges(np.zeros(len(seqs), np.int64), ntok) + 1) - 1] = (
+          np.log(self.window_probs(codes)))
+      for r in range(1, k):
+        genes = np.flatnonzero(tail == r)
+        if not genes.size:
+          continue
+        m = k - r  # completed symbols
+        windows = C.window_codes(stream, n * k, starts[genes] + k * ntok[genes])
+        prefix = (windows >> np.uint64(C.BITS * m)) << np.uint64(C.BITS * m)
+        completions = completion_codes(m)
+        probs = self.window_probs((prefix[:, None] | completions[None, :]).ravel())
+        out[offsets[genes] + lengths[genes] - 1] = np.log(probs.reshape(genes.size, -1).sum(axis=1))
+    return np.split(out, np.cumsum(lengths)[:-1])
+
   def next_log_probs(self, prefixes) -> np.ndarray:
     """[n, |O|] ln p(o | BOS + prefix) for every outcome o of each prefix."""
+    if self.kmer > 1:
+      raise UserError("next-nucleotide probabilities of a k-mer N-gram are not defined here (data.kmer=1)")
     seqs = [p + o for p in prefixes for o in self.outcomes]
     last = np.array([lp[-1] for lp in self.log_probs(seqs)])
     return last.reshape(len(prefixes), len(self.outcomes))
@@ -312,7 +359,7 @@ class NGramModel:
   def header(self) -> dict:
     return {"format": FORMAT, "version": FORMAT_VERSION, "order": self.order,
             "smoothing": self.smoothing, "k": self.k, "with_n": self.with_n,
-            "outcomes": self.outcomes, "nucleotides_seen": self.nucleotides_seen,
+            "outcomes": self.outcomes, "nucleotides_seen": self.nucleotides_seen, "kmer": self.kmer,
             "levels": sorted(self.levels), "num_params": self.num_params,
             "lower_discounts": self.lower_discounts, "discount_search": self.discount_search,
             "discounts": {str(kk): lv.discounts.tolist() for kk, lv in self.levels.items()
@@ -342,14 +389,14 @@ class NGramModel:
     with np.load(apath, allow_pickle=False) as z:
       levels = {kk: Level(kk, z[f"keys_{kk}"], z[f"counts_{kk}"].astype(np.int64)) for kk in h["levels"]}
     return cls(h["order"], h["smoothing"], h["k"], h["with_n"], levels, h["nucleotides_seen"],
-               h.get("lower_discounts"), h.get("discount_search"))
+               h.get("lower_discounts"), h.get("discount_search"), h.get("kmer", 1))
 
 
 def _is_auto(discounts) -> bool:
   return isinstance(discounts, str) and discounts.strip().lower() == AUTO
 
 
-def choose_lower_discounts(seqs, order: int, with_n: bool) -> tuple[list | None, dict | None]:
+def choose_lower_discounts(seqs, order: int, with_n: bool, kmer: int = 1) -> tuple[list | None, dict | None]:
   """Kneser-Ney discounts of the orders below `order`, from the training genes alone.
 
   Over a 4-letter alphabet the continuation counts of the lower orders
@@ -368,14 +415,14 @@ def choose_lower_discounts(seqs, order: int, with_n: bool) -> tuple[list | None,
   Returns ([[D1, D2, D3+] per order 1..n-1], a summary dict) or (None, None) (textbook closed
   form) where there is nothing to choose: order 1, or fewer than 2 genes.
   """
-  seqs = [s for s in seqs if len(s)]
+  seqs = [s for s in seqs if len(s) >= kmer]
   if order < 2 or len(seqs) < 2:
     return None, None
   part, held = seqs[0::2], seqs[1::2]
-  held_windows = sum(map(len, held))
+  held_windows = sum(map(len, held)) // kmer
   stride = max(1, -(-held_windows // HELDOUT_MAX_WINDOWS))
   held = held[::stride]
-  half = NGramModel.fit(part, order, "kneser_ney", with_n=with_n, lower_discounts=None)
+  half = NGramModel.fit(part, order, "kneser_ney", with_n=with_n, lower_discounts=None, kmer=kmer)
   heldout = half.scale_perplexity_fn(held)
   lo, hi = 0.0, 1.0
   g = (np.sqrt(5.0) - 1) / 2
@@ -416,6 +463,25 @@ def choose_lower_discounts(seqs, order: int, with_n: bool) -> tuple[list | None,
              "fit_genes": len(part), "heldout_genes": len(held),
              "heldout_nucleotides": int(sum(map(len, held)))}
   return [[round(x * i, 4) for i in (1, 2, 3)] for x in scales.tolist()], summary
+
+
+def bos_code(kmer: int) -> int:
+  """The code of one BOS token: `kmer` BOS symbols."""
+  return sum(tokens.BOS << (C.BITS * i) for i in range(kmer))
+
+
+def token_starts(starts: np.ndarray, ntok: np.ndarray, kmer: int) -> np.ndarray:
+  """int64 [sum(ntok)] stream offsets of every token window: starts[g] + kmer * j, j < ntok[g]."""
+  return np.repeat(starts, ntok) + kmer * C.ranges(np.zeros(len(starts), np.int64), ntok)
+
+
+def completion_codes(m: int) -> np.ndarray:
+  """uint64 [4^m] codes of every m-nucleotide string (A, C, G, T symbols), in base-4 order."""
+  sym = np.array([tokens.A, tokens.C, tokens.G, tokens.T], np.uint64)
+  out = np.zeros(1, np.uint64)
+  for _ in range(m):
+    out = ((out[:, None] << np.uint64(C.BITS)) | sym[None, :]).ravel()
+  return out
 
 
 def check_discounts(discounts):

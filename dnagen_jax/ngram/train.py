@@ -34,7 +34,8 @@ def model_settings(config) -> dict:
   return dict(order=int(m.ngram_order), smoothing=str(m.ngram_smoothing), k=float(m.ngram_k),
               with_n=config.data.unknown_policy == "n",
               max_memory_bytes=int(gb * 2**30) if gb > 0 else None,
-              lower_discounts=m.get("ngram_kn_lower_discounts", "auto"))
+              lower_discounts=m.get("ngram_kn_lower_discounts", "auto"),
+              kmer=int(config.data.get("kmer", 1)))
 
 
 def load_splits(config) -> dict[str, list[str]]:
@@ -63,7 +64,7 @@ def fit_and_score(settings: dict, splits: dict, oracle: float | None = None) -> 
       "nltk_test_perplexity": None,
       "fit_seconds": fit_seconds, "score_seconds": score_seconds,
   }
-  if model.smoothing in nltk_compat.SMOOTHINGS:
+  if model.smoothing in nltk_compat.SMOOTHINGS and model.kmer == 1:
     results["nltk_test_perplexity"] = nltk_compat.perplexity(
         splits["train"], splits["test"], model.order, model.smoothing, model.k)
   return model, results

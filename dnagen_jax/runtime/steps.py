@@ -15,6 +15,8 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from dnagen_jax.data import kmers
+from dnagen_jax.data import tokens
 from dnagen_jax.runtime import mesh_utils
 
 
@@ -25,6 +27,12 @@ def token_log_probs(model: nnx.Module, batch: dict) -> jax.Array:
   """
   logits = model(batch["inputs"])                                     # [B, T, V]
   logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+  if logp.shape[-1] != tokens.VOCAB_SIZE:  # k-mer tokens: a tail target sums the k-mers extending it
+    lo, hi = (jnp.asarray(a) for a in kmers.target_ranges(kmers.kmer_of_vocab(logp.shape[-1])))
+    ids = jnp.arange(logp.shape[-1])
+    t = batch["targets"][..., None]
+    inside = (ids >= lo[t]) & (ids < hi[t])                           # [B, T, V]
+    return jax.nn.logsumexp(jnp.where(inside, logp, -jnp.inf), axis=-1) * batch["mask"]
   lp = jnp.take_along_axis(logp, batch["targets"][..., None], axis=-1)[..., 0]
   return lp * batch["mask"]
 

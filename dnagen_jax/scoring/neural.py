@@ -17,6 +17,7 @@ from flax import nnx
 from dnagen_jax import config_check
 from dnagen_jax import models
 from dnagen_jax.data import batching
+from dnagen_jax.data import kmers
 from dnagen_jax import scoring
 from dnagen_jax.errors import UserError
 from dnagen_jax.runtime import checkpoints
@@ -46,6 +47,7 @@ class NeuralScorer(scoring.Scorer):
     """`params` may be replaced later by others of the same shapes (training validates with one scorer)."""
     self.config, self.graphdef, self.mesh = config, graphdef, mesh
     self.name = config.model.name
+    self.kmer = int(config.data.get("kmer", 1))  # k-mer tokens: per-token ln p land on their last nucleotide
     self.params = params
     self._eval = steps.ByShape(steps.jit_eval_step(graphdef, mesh), params, mesh)
 
@@ -54,7 +56,8 @@ class NeuralScorer(scoring.Scorer):
     """The best checkpoint of `workdir` (or its latest, if no validation ran)."""
     config = ml_collections.ConfigDict(config_check.read_workdir_config(workdir))
     mesh = mesh_utils.make_mesh()
-    model = models.create_model(config.model, config.train.seed)
+    model = models.create_model(config.model, config.train.seed,
+                                kmers.vocab_size(config.data.get("kmer", 1)))
     optimizer = nnx.Optimizer(model, steps.make_optimizer(config.train, 1), wrt=nnx.Param)
     ckpts = checkpoints.Checkpoints(workdir, keep=config.train.keep_checkpoints)
     best = ckpts.latest_step(best=True) is not None
@@ -66,13 +69,14 @@ class NeuralScorer(scoring.Scorer):
     return cls(config, graphdef, params, mesh)
 
   def _batches(self, seqs: Sequence[str]) -> list[tuple[np.ndarray, dict]]:
-    buckets = scoring_buckets(self.config.model, self.config.data, max(len(s) for s in seqs))
+    ntok = kmers.num_tokens([len(s) for s in seqs], self.kmer)  # tokens per gene
+    buckets = scoring_buckets(self.config.model, self.config.data, int(ntok.max()))
     batch_size = mesh_utils.round_to_devices(self.config.train.eval_batch_size, self.mesh)
     if self.config.data.num_buckets:  # shapes fitted to these genes' length-sorted batches
-      lengths = np.minimum(np.sort([len(s) for s in seqs]), buckets[-1])
+      lengths = np.minimum(np.sort(ntok), buckets[-1])
       buckets = batching.fit_buckets(lengths[batch_size - 1::batch_size].tolist()
                                            + [lengths[-1]], self.config.data.num_buckets)
-    return batching.eval_batches(list(seqs), batch_size, buckets)
+    return batching.eval_batches(list(seqs), batch_size, buckets, self.kmer)
 
   def precompile(self, seqs: Sequence[str], threads: int) -> None:
     """Compiles the eval step for every batch shape that scoring `seqs` will use."""
@@ -85,5 +89,6 @@ class NeuralScorer(scoring.Scorer):
     for idx, batch in self._batches(seqs):
       lp = np.asarray(self._eval(self.params, mesh_utils.put_batch(batch, self.mesh)), np.float64)
       for row, i in enumerate(idx):
-        out[i] = lp[row, :int(batch["mask"][row].sum())]
+        row_lp = lp[row, :int(batch["mask"][row].sum())]
+        out[i] = row_lp if self.kmer == 1 else kmers.spread(row_lp, len(seqs[i]), self.kmer)
     return out

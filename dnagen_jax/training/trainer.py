@@ -29,6 +29,7 @@ from dnagen_jax import config_check
 from dnagen_jax.scoring import neural
 from dnagen_jax.data import storage
 from dnagen_jax.data import batching
+from dnagen_jax.data import kmers
 from dnagen_jax.runtime import mesh_utils
 from dnagen_jax import models
 from dnagen_jax.training import progress
@@ -107,7 +108,7 @@ def _train(config, workdir: str, flag: dict) -> dict:
     total_steps = min(total_steps, tc.max_steps)
   val_seqs = [r.sequence for r in storage.load_records(config.data, "validation")]
 
-  model = models.create_model(config.model, tc.seed)
+  model = models.create_model(config.model, tc.seed, kmers.vocab_size(config.data.get("kmer", 1)))
   n_params = models.param_count(model)
   optimizer = nnx.Optimizer(model, steps.make_optimizer(tc, total_steps), wrt=nnx.Param)
   ckpts = checkpoints.Checkpoints(workdir, keep=tc.keep_checkpoints)
@@ -180,13 +181,14 @@ def _train(config, workdir: str, flag: dict) -> dict:
                           f"saved in {workdir}; run the same command to resume", int(signum))
       with log.timed("host"):
         batch = next(it)
+        nucleotides = batch.pop("nucleotides", batch["mask"])  # k-mer batches count nucleotides, not tokens
         device_batch = mesh_utils.put_batch(batch, mesh)
       if not train_step.has(batch["inputs"].shape):  # a length the first epoch did not use
         with log.timed("compile"):
           train_step.precompile([batch["inputs"].shape], threads=1)
       state, metrics = train_step(state, device_batch)
       step += 1
-      log.train_step(step, metrics, int(batch["mask"].sum()), batch["mask"].size)
+      log.train_step(step, metrics, int(nucleotides.sum()), batch["mask"].size)
       if step % tc.log_every == 0 or step == total_steps:
         log.flush_train(step)
       if step % tc.eval_every == 0 or step == total_steps:

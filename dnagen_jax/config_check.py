@@ -82,6 +82,9 @@ def _validate_infinigram_mixture(config) -> None:
       raise UserError(f"config.model.infinigram_raw_from={raw_from!r} must be an integer in 1..21")
     if above not in ("longest", "branching", "none"):
       raise UserError(f"config.model.infinigram_above={above!r} must be one of longest, branching, none")
+    if config.data.get("kmer", 1) != 1:
+      raise UserError(f"config.data.kmer={config.data.kmer}: the infinigram reads nucleotides only "
+                      "(data.kmer=1); k-mer N-grams are model.name='ngram'")
   if name == "mixture":
     _field(config, "model", "mixture_workdirs")
     feature = _field(config, "model", "mixture_feature")

@@ -17,6 +17,7 @@ from dnagen_jax.generation import report
 from dnagen_jax.generation import sampler as sampler_lib
 from dnagen_jax.generation import stats
 from dnagen_jax.generation.sampler import Controls
+from dnagen_jax.ngram.infinigram import InfiniGram
 from dnagen_jax.ngram.model import NGramModel
 from dnagen_jax.ngram.scorer import NGramScorer
 from dnagen_jax.runtime import mesh_utils
@@ -38,12 +39,15 @@ def _neural_scorer(name: str, seed: int = 0, **model_fields) -> NeuralScorer:
 def _scorer(family: str):
   if family == "ngram":
     return NGramScorer(NGramModel.fit(SOURCE.sample(200, 0), 4, "kneser_ney"))
+  if family == "infinigram":
+    return NGramScorer(InfiniGram.fit(SOURCE.sample(200, 0), cap=0, lower_discounts="0.6,1.1,1.7"))
   if family == "lstm_positions":
     return _neural_scorer("lstm", position_embedding=True)
   return _neural_scorer(family)
 
 
-@pytest.mark.parametrize("family", ["lstm", "lstm_positions", "gru", "transformer", "ngram"])
+@pytest.mark.parametrize("family", ["lstm", "lstm_positions", "gru", "transformer", "ngram",
+                                    "infinigram"])
 def test_sampling_agrees_with_scoring(family):
   """Every step's distribution is exp(token_log_probs) of the scorer, with the cache and without."""
   scorer = _scorer(family)
@@ -253,6 +257,26 @@ def test_generate_needs_a_trained_model(tmp_path):
   proc = run_main("--mode=generate", f"--workdir={tmp_path / 'empty'}", f"--out={out}")
   lines = proc.stderr.strip().splitlines()
   assert proc.returncode == 2 and len(lines) == 1 and "no trained model here" in lines[0]
+  assert not out.exists()
+
+
+@pytest.mark.parametrize("change,expected", [
+    ({"model": {"name": "mixture", "mixture_workdirs": "/a,/b"}}, "a mixture does not generate"),
+    ({"data": {"kmer": 3}}, "its model reads 3-mer tokens"),
+])
+def test_generate_refuses_models_that_cannot_sample(ngram_workdir, tmp_path, change, expected):
+  """A mixture or a k-mer model: one line, nothing written (the check reads config.json only)."""
+  with open(os.path.join(ngram_workdir, "config.json")) as f:
+    config = json.load(f)
+  for section, fields in change.items():
+    config[section].update(fields)
+  workdir = tmp_path / "other"
+  workdir.mkdir()
+  (workdir / "config.json").write_text(json.dumps(config))
+  out = tmp_path / "never.fa"
+  proc = run_main("--mode=generate", f"--workdir={workdir}", f"--out={out}")
+  lines = proc.stderr.strip().splitlines()
+  assert proc.returncode == 2 and len(lines) == 1 and expected in lines[0], proc.stderr
   assert not out.exists()
 
 

@@ -196,6 +196,10 @@ def test_config_fields_are_checked():
     config.model[field] = value
     with pytest.raises(UserError, match=message):
       config_check.validate(config)
+  config = infinigram_config.get_config()
+  config.data.kmer = 3
+  with pytest.raises(UserError, match="the infinigram reads nucleotides only"):
+    config_check.validate(config)
   config_check.validate(infinigram_config.get_config())
 
 

@@ -126,3 +126,49 @@ def test_array_index_past_the_sweep_is_one_line(tmp_path):
                         text=True, timeout=60)
   assert proc.returncode == 2
   assert proc.stderr.strip() == f"error: array index 5: {sweep} has 2 entries (0..1)"
+
+
+STUDY = """import ml_collections
+def get_config():
+  study = ml_collections.ConfigDict()
+  study.name = "array-test"
+  study.data = ml_collections.ConfigDict({{"data_dir": "{data_dir}"}})
+  study.fractions = (0.5, 1.0)
+  study.nucleotides = ()
+  study.target_losses = (1.6,)
+  study.bootstrap = 10
+  study.fit_seed = 0
+  study.families = ml_collections.ConfigDict({{"laplace": dict(
+      config="configs/ngram.py", overrides={{"model": {{"ngram_smoothing": "laplace", "ngram_order": 3}}}},
+      kmers=(1,), seeds=(0,), budget="", ngram_orders=())}})
+  return study
+"""
+
+
+def _study_file(tmp_path) -> str:
+  path = tmp_path / "tiny_study.py"
+  path.write_text(STUDY.format(data_dir=str(tmp_path / "tfds")))
+  return str(path)
+
+
+def test_job_array_trains_one_study_point_per_task(slurm, tmp_path):
+  study, workdir = _study_file(tmp_path), str(tmp_path / "study")
+  job = slurm.sbatch(["--array=0-1", "--cpus-per-task=1", f"--output={tmp_path}/study-%a.out",
+                      os.path.join(ROOT, "launch", "slurm", "study_array.sbatch"), study, workdir],
+                     env=_job_env(1))
+  states = slurm.wait(job)
+  logs = "".join(open(tmp_path / f"study-{i}.out").read() for i in range(2))
+  assert states == ["COMPLETED", "COMPLETED"], logs[-3000:]
+  points = sorted(os.listdir(os.path.join(workdir, "points")))
+  assert len(points) == 2 and all(f"point {p} of {study}" in logs for p in points), logs[-3000:]
+  assert all(os.path.exists(os.path.join(workdir, "points", p, "results.json")) for p in points)
+
+
+def test_array_index_past_the_study_is_one_line(tmp_path):
+  study = _study_file(tmp_path)
+  env = dict(_job_env(1), SLURM_ARRAY_TASK_ID="7", DNAGEN_ROOT=ROOT)
+  proc = subprocess.run(["bash", os.path.join(ROOT, "launch", "slurm", "study_array.sbatch"),
+                         study, str(tmp_path / "study")], env=env, capture_output=True,
+                        text=True, timeout=120)
+  assert proc.returncode == 2, proc.stderr
+  assert proc.stderr.strip().splitlines()[-1] == f"error: array index 7: {study} has 2 points (0..1)"

@@ -8,6 +8,7 @@ records into token batches.
 
 from __future__ import annotations
 
+import fcntl
 import os
 
 from absl import logging
@@ -56,8 +57,15 @@ def prepare(data_config):
   verbosity = logging.get_verbosity()
   logging.set_verbosity(logging.ERROR)  # TFDS warns at every custom config: noise here
   try:
-    builder = gdb.make_builder(data_dir(data_config), **dataset_settings(data_config))
-    builder.download_and_prepare()
+    root, settings = data_dir(data_config), dataset_settings(data_config)
+    name = gdb.make_config(**settings).name
+    os.makedirs(root, exist_ok=True)
+    # Jobs that start together (array tasks, a study's points) prepare one at a
+    # time: the first builds, the others find it built (TFDS alone races on the rename).
+    with open(os.path.join(root, f".prepare-{name}.lock"), "w") as lock:
+      fcntl.flock(lock, fcntl.LOCK_EX)
+      builder = gdb.make_builder(root, **settings)
+      builder.download_and_prepare()
   finally:
     logging.set_verbosity(verbosity)
   for split in SPLITS:

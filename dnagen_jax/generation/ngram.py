@@ -5,7 +5,9 @@ packed as the tables' codes) and looks up the |O| windows context + o of
 every sample at once per step (`NGramModel.window_probs`); the draw is
 `sampler.choose`, the one every family uses. The naive path
 (cache=False) rescores the whole prefix + o for every token
-(`NGramModel.next_log_probs`).
+(`NGramModel.next_log_probs`). The infinigram's context has no bound, so
+`InfiniGramSampler` always takes that path: each step looks up every
+prefix whole in the suffix array (its cost grows with the prefix).
 """
 
 from __future__ import annotations
@@ -75,3 +77,13 @@ class NGramSampler(sampler_lib.Sampler):
       if record:
         logps.append(logp)
     return sampler_lib.Samples(toks, np.stack(logps, axis=1) if record else None)
+
+
+class InfiniGramSampler(NGramSampler):
+  """Samples from an `InfiniGram`: every step scores the whole prefix + o (no bounded context to cache)."""
+
+  def next_log_probs(self, prefixes: Sequence[str], cache: bool = True) -> np.ndarray:
+    return self._naive([self.check_prompt(p, "prefix") for p in prefixes])
+
+  def _generate(self, prompt, keys, max_length, controls, cache, record):
+    return super()._generate(prompt, keys, max_length, controls, False, record)

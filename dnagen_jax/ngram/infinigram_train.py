@@ -15,15 +15,11 @@ holding a different model or data set is refused).
 
 from __future__ import annotations
 
-import json
-import os
 import resource
 import time
 
 import numpy as np
 
-from dnagen_jax import config_check
-from dnagen_jax.data import storage
 from dnagen_jax.ngram import train as ngram_train
 from dnagen_jax.ngram.infinigram import InfiniGram
 from dnagen_jax.ngram.scorer import NGramScorer
@@ -74,16 +70,8 @@ def fit_and_score(settings: dict, splits: dict, oracle: float | None = None):
 
 def train_and_evaluate(config, workdir: str) -> dict:
   """Fits, saves and evaluates the infinigram of `config`; returns results.json's dict."""
-  config_check.validate(config)
-  os.makedirs(workdir, exist_ok=True)
-  config_check.write_or_check_workdir_config(config, workdir)
-  settings = model_settings(config)
-  splits = ngram_train.load_splits(config)
-  oracle = storage.oracle_perplexity(config.data, "test")
-  model, results = fit_and_score(settings, splits, oracle)
-  model.save(workdir)
-  with open(os.path.join(workdir, "results.json"), "w") as f:
-    json.dump(results, f, indent=2)
+  splits, oracle = ngram_train.prepare(config, workdir)
+  model, results = fit_and_score(model_settings(config), splits, oracle)
   rows = [("model", results["model"]), ("indexed symbols", results["params"]),
           ("nucleotides seen", results["nucleotides_seen"]),
           ("val perplexity", results["val_perplexity"]),
@@ -95,6 +83,4 @@ def train_and_evaluate(config, workdir: str) -> dict:
           ("fit seconds", results["fit_seconds"]),
           ("scoring nt/s", results["score_nucleotides_per_s"]),
           ("peak memory MiB", results["peak_rss_bytes"] / 2**20)]
-  width = max(len(k) for k, _ in rows)
-  print("\n".join(f"{k:<{width}}  {ngram_train._fmt(v)}" for k, v in rows), flush=True)  # pylint: disable=protected-access
-  return results
+  return ngram_train.finish(workdir, model, results, rows)

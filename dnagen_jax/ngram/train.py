@@ -78,19 +78,29 @@ def _fmt(x) -> str:
   return str(x)
 
 
-def train_and_evaluate(config, workdir: str) -> dict:
-  """Fits, saves and evaluates the N-gram model of `config`; returns results.json's dict."""
+def prepare(config, workdir: str) -> tuple[dict, float | None]:
+  """Checks `config`, claims `workdir` and reads the splits: (splits, synthetic oracle or None)."""
   config_check.validate(config)
   os.makedirs(workdir, exist_ok=True)
   # Refuses a workdir that holds a different model or data set; else writes config.json.
   config_check.write_or_check_workdir_config(config, workdir)
-  settings = model_settings(config)
-  splits = load_splits(config)
-  oracle = storage.oracle_perplexity(config.data, "test")
-  model, results = fit_and_score(settings, splits, oracle)
+  return load_splits(config), storage.oracle_perplexity(config.data, "test")
+
+
+def finish(workdir: str, model, results: dict, rows: list[tuple[str, object]]) -> dict:
+  """Saves `model` and results.json into `workdir` and prints `rows` as a table."""
   model.save(workdir)
   with open(os.path.join(workdir, "results.json"), "w") as f:
     json.dump(results, f, indent=2)
+  width = max(len(k) for k, _ in rows)
+  print("\n".join(f"{k:<{width}}  {_fmt(v)}" for k, v in rows), flush=True)
+  return results
+
+
+def train_and_evaluate(config, workdir: str) -> dict:
+  """Fits, saves and evaluates the N-gram model of `config`; returns results.json's dict."""
+  splits, oracle = prepare(config, workdir)
+  model, results = fit_and_score(model_settings(config), splits, oracle)
   rows = [("model", results["model"]), ("stored counts", results["params"]),
           ("nucleotides seen", results["nucleotides_seen"]),
           ("val perplexity", results["val_perplexity"]),
@@ -99,6 +109,4 @@ def train_and_evaluate(config, workdir: str) -> dict:
           ("oracle test perplexity", results["oracle_test_perplexity"]),
           ("NLTK-protocol test perplexity", results["nltk_test_perplexity"]),
           ("fit seconds", results["fit_seconds"])]
-  width = max(len(k) for k, _ in rows)
-  print("\n".join(f"{k:<{width}}  {_fmt(v)}" for k, v in rows), flush=True)
-  return results
+  return finish(workdir, model, results, rows)

@@ -46,6 +46,7 @@ def unigram_perplexity(train_seqs, test_seqs) -> float:
   return math.exp(nll / sum(test.values()))
 
 
+@pytest.mark.slow  # 35 s on 2 cores; the synthetic learning test covers the loop by default
 def test_small_lstm_beats_unigram_on_real_genes(tmp_path, tfds_dir, genes_csv):
   config = default.get_config()
   config.data.data_dir = tfds_dir

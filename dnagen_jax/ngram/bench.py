@@ -44,7 +44,8 @@ def csv_splits(path: str, val_fraction=0.1, test_fraction=0.1, max_length=1000) 
   return out
 
 
-def _timed(fn, repeats: int):
+def timed(fn, repeats: int):
+  """(fn()'s result, the median of `repeats` wall times in seconds)."""
   times, result = [], None
   for _ in range(repeats):
     t0 = time.perf_counter()
@@ -96,8 +97,8 @@ def main():
 
   # Ours, NLTK protocol. Warm-up once (page faults, imports), then time.
   nltk_compat.NltkNGram(train[:10], n, "laplace").perplexity(test[:10])
-  model, fit_s = _timed(lambda: nltk_compat.NltkNGram(train, n, "laplace"), args.repeats)
-  ppl, score_s = _timed(lambda: model.perplexity(test), args.repeats)
+  model, fit_s = timed(lambda: nltk_compat.NltkNGram(train, n, "laplace"), args.repeats)
+  ppl, score_s = timed(lambda: model.perplexity(test), args.repeats)
   tracemalloc.start()
   nltk_compat.NltkNGram(train, n, "laplace").perplexity(test)
   peak = tracemalloc.get_traced_memory()[1]
@@ -109,8 +110,8 @@ def main():
         f"peak {peak / 2**20:.0f} MiB, perplexity {ppl:.12f}, {model.num_counts:,} counts")
 
   # Ours, project protocol (reference only).
-  pm, pfit = _timed(lambda: NGramModel.fit(train, n, "laplace"), args.repeats)
-  lps, pscore = _timed(lambda: pm.log_probs(test), args.repeats)
+  pm, pfit = timed(lambda: NGramModel.fit(train, n, "laplace"), args.repeats)
+  lps, pscore = timed(lambda: pm.log_probs(test), args.repeats)
   pppl = float(np.exp(-np.concatenate(lps).mean()))
   print(f"ours (project protocol): fit {pfit:.3f} s, score {pscore:.3f} s, perplexity {pppl:.6f}")
   if args.no_nltk:

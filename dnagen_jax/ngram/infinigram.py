@@ -44,6 +44,7 @@ import numpy as np
 from dnagen_jax.data import tokens
 from dnagen_jax.errors import UserError
 from dnagen_jax.ngram import codes as C
+from dnagen_jax.ngram.model import golden_section
 from dnagen_jax.ngram.suffix_array import SuffixIndex
 
 BATCH_POSITIONS = 1 << 19  # positions scored per pass (bounds the [m, |O|, 8] row gathers)
@@ -303,19 +304,7 @@ class InfiniGram:
     held = held[::stride]
     f = high_order_perplexity_fn(SuffixIndex.build(part), held, self.with_n, self.cap,
                                  self.discounts, self.raw_from, self.above)
-    lo, hi, g = 0.05, 1.0, (np.sqrt(5.0) - 1) / 2
-    a, b = hi - g * (hi - lo), lo + g * (hi - lo)
-    fa, fb = f(a), f(b)
-    for _ in range(20):
-      if fa <= fb:
-        hi, b, fb = b, a, fa
-        a = hi - g * (hi - lo)
-        fa = f(a)
-      else:
-        lo, a, fa = a, b, fb
-        b = lo + g * (hi - lo)
-        fb = f(b)
-    s = round(float(a if fa <= fb else b), 4)
+    s = round(golden_section(f, 0.05, 1.0, 20), 4)
     return s, {"method": "held-out scale above the top order", "scale": s,
                "heldout_perplexity": f(s), "heldout_perplexity_s1": f(1.0),
                "fit_genes": len(part), "heldout_genes": len(held),

@@ -18,26 +18,16 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import statistics
-import time
 import tracemalloc
 
 import numpy as np
 
 from dnagen_jax.ngram.bench import csv_splits
+from dnagen_jax.ngram.bench import timed
 from dnagen_jax.ngram.infinigram import InfiniGram
 from dnagen_jax.ngram.infinigram import distributions
 from dnagen_jax.ngram.model import NGramModel
 from dnagen_jax.ngram.suffix_array import SuffixIndex
-
-
-def _timed(fn, repeats: int):
-  times, result = [], None
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    result = fn()
-    times.append(time.perf_counter() - t0)
-  return result, statistics.median(times)
 
 
 def _peak(fn):
@@ -86,19 +76,19 @@ def main():
   print(f"data: {len(train)} train genes ({n_train:,} nt), {len(test)} test genes ({n_test:,} nt); "
         f"{os.cpu_count()} CPUs")
 
-  kn, kn_fit = _timed(lambda: NGramModel.fit(train, 21, "kneser_ney"), args.repeats)
-  kn_lp, kn_score = _timed(lambda: kn.log_probs(test), args.repeats)
+  kn, kn_fit = timed(lambda: NGramModel.fit(train, 21, "kneser_ney"), args.repeats)
+  kn_lp, kn_score = timed(lambda: kn.log_probs(test), args.repeats)
   _, kn_peak = _peak(lambda: NGramModel.fit(train, 21, "kneser_ney"))
   print(f"KN 21-gram: fit {kn_fit:.2f} s, score {kn_score:.2f} s ({n_test / kn_score:,.0f} nt/s), "
         f"fit peak {kn_peak / 2**20:.0f} MiB ({kn_peak / n_train:.0f} B/nt), "
         f"{kn.num_params:,} counts, test perplexity {_ppl(kn_lp):.4f}")
   del kn
 
-  index, build = _timed(lambda: SuffixIndex.build(train), args.repeats)
+  index, build = timed(lambda: SuffixIndex.build(train), args.repeats)
   _, build_peak = _peak(lambda: SuffixIndex.build(train))
-  ig, ig_fit = _timed(lambda: InfiniGram.fit(train), 1)
+  ig, ig_fit = timed(lambda: InfiniGram.fit(train), 1)
   _, fit_peak = _peak(lambda: InfiniGram.fit(train))
-  ig_lp, ig_score = _timed(lambda: distributions(index, test, False, ig.cap, ig.discounts,
+  ig_lp, ig_score = timed(lambda: distributions(index, test, False, ig.cap, ig.discounts,
                                                  ig.raw_from, ig.above), args.repeats)
   _, score_peak = _peak(lambda: ig.log_probs(test + ["A"]))  # (a new key: not the kept result)
   probs, targets, _ = ig_lp
@@ -116,9 +106,9 @@ def main():
   if args.scale_to:
     big = scaled_train(train, args.scale_to)
     n_big = sum(map(len, big))
-    bindex, bbuild = _timed(lambda: SuffixIndex.build(big), 1)
+    bindex, bbuild = timed(lambda: SuffixIndex.build(big), 1)
     _, bpeak = _peak(lambda: SuffixIndex.build(big))
-    (bp, bt, bl), bscore = _timed(lambda: distributions(bindex, test, False, ig.cap, ig.discounts,
+    (bp, bt, bl), bscore = timed(lambda: distributions(bindex, test, False, ig.cap, ig.discounts,
                                                         ig.raw_from, ig.above), 1)
     print(f"scaled to {n_big:,} train nt ({len(big)} genes): suffix array {bbuild:.2f} s "
           f"(peak {bpeak / 2**20:.0f} MiB), index {bindex.nbytes / 2**20:.0f} MiB "

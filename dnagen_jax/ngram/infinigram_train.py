@@ -22,7 +22,6 @@ import numpy as np
 
 from dnagen_jax.ngram import train as ngram_train
 from dnagen_jax.ngram.infinigram import InfiniGram
-from dnagen_jax.ngram.scorer import NGramScorer
 from dnagen_jax.ngram.suffix_array import SuffixIndex
 
 
@@ -43,28 +42,14 @@ def fit_and_score(settings: dict, splits: dict, oracle: float | None = None):
   t0 = time.perf_counter()
   SuffixIndex.build(splits["train"])
   build_seconds = time.perf_counter() - t0  # the suffix array alone (fit builds it again)
-  t0 = time.perf_counter()
-  model = InfiniGram.fit(splits["train"], **settings)
-  fit_seconds = time.perf_counter() - t0
-  scorer = NGramScorer(model)
-  t0 = time.perf_counter()
-  val = scorer.perplexity(splits["validation"])
-  test = scorer.perplexity(splits["test"])
-  score_seconds = time.perf_counter() - t0
+  model, results = ngram_train.fit_and_score_with(
+      lambda train: InfiniGram.fit(train, **settings), splits, oracle)
   longest = np.concatenate(model.longest_match(splits["test"]) or [np.zeros(0)])
-  results = {
-      "model": model.name, "cap": model.cap, "raw_from": model.raw_from, "above": model.above,
-      "params": model.num_params, "nucleotides_seen": model.nucleotides_seen,
-      "outcomes": model.outcomes,
-      "val_perplexity": val["perplexity"], "val_bits_per_nucleotide": val["bits_per_nucleotide"],
-      "test_perplexity": test["perplexity"], "test_bits_per_nucleotide": test["bits_per_nucleotide"],
-      "test_nucleotides": test["nucleotides"], "oracle_test_perplexity": oracle,
-      "test_mean_longest_match": float(longest.mean()) if longest.size else None,
-      "index_bytes": model.index.nbytes,
-      "build_seconds": build_seconds, "fit_seconds": fit_seconds, "score_seconds": score_seconds,
-      "score_nucleotides_per_s": (val["nucleotides"] + test["nucleotides"]) / score_seconds,
-      "peak_rss_bytes": peak_rss_bytes(),
-  }
+  results.update(
+      cap=model.cap, raw_from=model.raw_from, above=model.above,
+      test_mean_longest_match=float(longest.mean()) if longest.size else None,
+      index_bytes=model.index.nbytes, build_seconds=build_seconds,
+      peak_rss_bytes=peak_rss_bytes())
   return model, results
 
 
@@ -72,15 +57,10 @@ def train_and_evaluate(config, workdir: str) -> dict:
   """Fits, saves and evaluates the infinigram of `config`; returns results.json's dict."""
   splits, oracle = ngram_train.prepare(config, workdir)
   model, results = fit_and_score(model_settings(config), splits, oracle)
-  rows = [("model", results["model"]), ("indexed symbols", results["params"]),
-          ("nucleotides seen", results["nucleotides_seen"]),
-          ("val perplexity", results["val_perplexity"]),
-          ("test perplexity", results["test_perplexity"]),
-          ("test bits/nt", results["test_bits_per_nucleotide"]),
-          ("oracle test perplexity", results["oracle_test_perplexity"]),
-          ("test mean longest match", results["test_mean_longest_match"]),
-          ("suffix array build seconds", results["build_seconds"]),
-          ("fit seconds", results["fit_seconds"]),
-          ("scoring nt/s", results["score_nucleotides_per_s"]),
-          ("peak memory MiB", results["peak_rss_bytes"] / 2**20)]
-  return ngram_train.finish(workdir, model, results, rows)
+  results["peak_memory_mib"] = results["peak_rss_bytes"] / 2**20
+  return ngram_train.finish(workdir, model, results, "indexed symbols",
+                            [("test mean longest match", "test_mean_longest_match"),
+                             ("suffix array build seconds", "build_seconds"),
+                             ("fit seconds", "fit_seconds"),
+                             ("scoring nt/s", "score_nucleotides_per_s"),
+                             ("peak memory MiB", "peak_memory_mib")])

@@ -396,6 +396,23 @@ def _is_auto(discounts) -> bool:
   return isinstance(discounts, str) and discounts.strip().lower() == AUTO
 
 
+
+def golden_section(f, lo: float, hi: float, iterations: int) -> float:
+  """The minimiser of a unimodal `f` on [lo, hi]; the bracket shrinks by 0.618 per iteration."""
+  g = (np.sqrt(5.0) - 1) / 2
+  a, b = hi - g * (hi - lo), lo + g * (hi - lo)
+  fa, fb = f(a), f(b)
+  for _ in range(iterations):
+    if fa <= fb:
+      hi, b, fb = b, a, fa
+      a = hi - g * (hi - lo)
+      fa = f(a)
+    else:
+      lo, a, fa = a, b, fb
+      b = lo + g * (hi - lo)
+      fb = f(b)
+  return float(a if fa <= fb else b)
+
 def choose_lower_discounts(seqs, order: int, with_n: bool, kmer: int = 1) -> tuple[list | None, dict | None]:
   """Kneser-Ney discounts of the orders below `order`, from the training genes alone.
 
@@ -424,20 +441,7 @@ def choose_lower_discounts(seqs, order: int, with_n: bool, kmer: int = 1) -> tup
   held = held[::stride]
   half = NGramModel.fit(part, order, "kneser_ney", with_n=with_n, lower_discounts=None, kmer=kmer)
   heldout = half.scale_perplexity_fn(held)
-  lo, hi = 0.0, 1.0
-  g = (np.sqrt(5.0) - 1) / 2
-  a, b = hi - g * (hi - lo), lo + g * (hi - lo)
-  fa, fb = heldout(a), heldout(b)
-  for _ in range(24):  # bracket width 0.618^24 < 1e-4
-    if fa <= fb:
-      hi, b, fb = b, a, fa
-      a = hi - g * (hi - lo)
-      fa = heldout(a)
-    else:
-      lo, a, fa = a, b, fb
-      b = lo + g * (hi - lo)
-      fb = heldout(b)
-  s = float(a if fa <= fb else b)
+  s = golden_section(heldout, 0.0, 1.0, 24)  # bracket width 0.618^24 < 1e-4
   # Then one scale per order, by coordinate descent from the common one (orders
   # above k are recomputed from the cached probabilities below k).
   scales = np.full(order - 1, s)

@@ -44,26 +44,35 @@ def load_splits(config) -> dict[str, list[str]]:
           for s in storage.SPLITS}
 
 
-def fit_and_score(settings: dict, splits: dict, oracle: float | None = None) -> tuple[NGramModel, dict]:
-  """Fits on splits['train'] and scores validation and test. Returns (model, results)."""
+def fit_and_score_with(fit, splits: dict, oracle: float | None = None) -> tuple[object, dict]:
+  """Fits `fit(train genes)` and scores validation and test with it.
+
+  Returns (model, the results every count model reports: perplexities, bits/nt,
+  size, nucleotides seen, times).
+  """
   t0 = time.perf_counter()
-  model = NGramModel.fit(splits["train"], **settings)
+  model = fit(splits["train"])
   fit_seconds = time.perf_counter() - t0
   scorer = NGramScorer(model)
   t0 = time.perf_counter()
   val = scorer.perplexity(splits["validation"])
   test = scorer.perplexity(splits["test"])
   score_seconds = time.perf_counter() - t0
-  results = {
-      "model": model.name, "order": model.order, "smoothing": model.smoothing,
-      "params": model.num_params, "nucleotides_seen": model.nucleotides_seen,
+  return model, {
+      "model": model.name, "params": model.num_params, "nucleotides_seen": model.nucleotides_seen,
       "outcomes": model.outcomes,
       "val_perplexity": val["perplexity"], "val_bits_per_nucleotide": val["bits_per_nucleotide"],
       "test_perplexity": test["perplexity"], "test_bits_per_nucleotide": test["bits_per_nucleotide"],
       "test_nucleotides": test["nucleotides"], "oracle_test_perplexity": oracle,
-      "nltk_test_perplexity": None,
       "fit_seconds": fit_seconds, "score_seconds": score_seconds,
+      "score_nucleotides_per_s": (val["nucleotides"] + test["nucleotides"]) / max(score_seconds, 1e-9),
   }
+
+
+def fit_and_score(settings: dict, splits: dict, oracle: float | None = None) -> tuple[NGramModel, dict]:
+  """Fits on splits['train'] and scores validation and test. Returns (model, results)."""
+  model, results = fit_and_score_with(lambda train: NGramModel.fit(train, **settings), splits, oracle)
+  results.update(order=model.order, smoothing=model.smoothing, nltk_test_perplexity=None)
   if model.smoothing in nltk_compat.SMOOTHINGS and model.kmer == 1:
     results["nltk_test_perplexity"] = nltk_compat.perplexity(
         splits["train"], splits["test"], model.order, model.smoothing, model.k)
@@ -87,11 +96,20 @@ def prepare(config, workdir: str) -> tuple[dict, float | None]:
   return load_splits(config), storage.oracle_perplexity(config.data, "test")
 
 
-def finish(workdir: str, model, results: dict, rows: list[tuple[str, object]]) -> dict:
-  """Saves `model` and results.json into `workdir` and prints `rows` as a table."""
+def finish(workdir: str, model, results: dict, size_label: str, extra_rows) -> dict:
+  """Saves `model` and results.json into `workdir` and prints the results table.
+
+  The table: the rows every count model has (its size under `size_label`),
+  then `extra_rows` ((label, results key), ...).
+  """
   model.save(workdir)
   with open(os.path.join(workdir, "results.json"), "w") as f:
     json.dump(results, f, indent=2)
+  keys = [("model", "model"), (size_label, "params"), ("nucleotides seen", "nucleotides_seen"),
+          ("val perplexity", "val_perplexity"), ("test perplexity", "test_perplexity"),
+          ("test bits/nt", "test_bits_per_nucleotide"),
+          ("oracle test perplexity", "oracle_test_perplexity"), *extra_rows]
+  rows = [(label, results[key]) for label, key in keys]
   width = max(len(k) for k, _ in rows)
   print("\n".join(f"{k:<{width}}  {_fmt(v)}" for k, v in rows), flush=True)
   return results
@@ -101,12 +119,6 @@ def train_and_evaluate(config, workdir: str) -> dict:
   """Fits, saves and evaluates the N-gram model of `config`; returns results.json's dict."""
   splits, oracle = prepare(config, workdir)
   model, results = fit_and_score(model_settings(config), splits, oracle)
-  rows = [("model", results["model"]), ("stored counts", results["params"]),
-          ("nucleotides seen", results["nucleotides_seen"]),
-          ("val perplexity", results["val_perplexity"]),
-          ("test perplexity", results["test_perplexity"]),
-          ("test bits/nt", results["test_bits_per_nucleotide"]),
-          ("oracle test perplexity", results["oracle_test_perplexity"]),
-          ("NLTK-protocol test perplexity", results["nltk_test_perplexity"]),
-          ("fit seconds", results["fit_seconds"])]
-  return finish(workdir, model, results, rows)
+  return finish(workdir, model, results, "stored counts",
+                [("NLTK-protocol test perplexity", "nltk_test_perplexity"),
+                 ("fit seconds", "fit_seconds")])

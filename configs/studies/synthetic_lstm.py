@@ -2,14 +2,14 @@ r"""The LSTM's learning curve on the synthetic source, with a budget that lets e
 
 configs/studies/synthetic.py caps the LSTM at 800 steps, so its larger sizes
 stop at the cap, not at their data, and the fitted E is that budget's floor.
-Here every point trains until validation stops improving (patience 4,
-validation every 100 steps, at most 4000 steps, cosine decay over them).
+Here every point trains until validation stops improving (patience 3,
+validation every 100 steps, at most 2000 steps, cosine decay over them).
 
 Command:
   python -m dnagen_jax.main --mode=study --config=configs/studies/synthetic_lstm.py --workdir=/tmp/dnagen/study_lstm
 
 Expected result: see docs/studies.md ("The LSTM with a converging budget");
-the oracle's test loss is 1.5275 bits/nt. About 30 minutes on 2 CPU cores.
+the oracle's test loss is 1.5275 bits/nt. About 35 minutes on 2 CPU cores.
 """
 
 import ml_collections
@@ -19,7 +19,7 @@ def get_config():
   study = ml_collections.ConfigDict()
   study.name = "synthetic-lstm"           # the study's name: a study workdir holds one study
   study.data = ml_collections.ConfigDict()  # overrides of config.data for every family (default: the synthetic source)
-  study.fractions = tuple(2.0 ** -i for i in range(5, -1, -1))  # training sizes: 1/32 .. all of the train split, nested
+  study.fractions = tuple(2.0 ** -i for i in range(4, -1, -1))  # training sizes: 1/16 .. all of the train split, nested
   study.nucleotides = ()                  # ... or sizes in nucleotides (give exactly one of the two)
   study.target_losses = (1.535, 1.53)     # bits/nt for the data-needed table (the oracle: 1.5275)
   study.bootstrap = 200                   # bootstrap replicates per fit (confidence intervals)
@@ -28,10 +28,10 @@ def get_config():
   study.families = ml_collections.ConfigDict()
   study.families.lstm = dict(             # LSTM 1 x 128 (configs/default.py), early stopping on validation
       config="configs/default.py",        # base config file
-      overrides={"train": {"eval_every": 100, "max_steps": 4000, "checkpoint_every": 500}},  # cosine over 4000 steps
+      overrides={"train": {"eval_every": 100, "max_steps": 2000, "checkpoint_every": 500}},  # cosine over 2000 steps
       kmers=(1,),                         # tokenizations: nucleotides only
       seeds=(0,),                         # training seeds per point
-      budget="patience:4",                # stop after 4 validations without improvement (max_steps stays a cap)
+      budget="patience:3",                # stop after 3 validations without improvement (max_steps stays a cap)
       ngram_orders=(),                    # (N-gram families only)
   )
   return study

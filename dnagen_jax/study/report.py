@@ -178,7 +178,8 @@ def plot(study, rows: list[dict], fit_list: list[dict], path: str) -> None:
     for h, label in zip(*ax.get_legend_handles_labels()):
       handles.setdefault(label, h)
   axes[0][0].legend(handles.values(), handles.keys(), fontsize=7)
-  fig.suptitle(f"study {study.name}: test loss against training nucleotides; lines: fits "
+  sep = "; " if len(kmers) > 1 else "\n"  # one panel is too narrow for the title on one line
+  fig.suptitle(f"study {study.name}: test loss against training nucleotides{sep}lines: fits "
                "E + B D^-beta (dotted: E where resolved)", fontsize=9)
   fig.tight_layout()
   fig.savefig(path, dpi=90)

@@ -119,8 +119,8 @@ def run(argv):
     sample_report.run(workdir, FLAGS.samples, FLAGS.reference, FLAGS.out, judges=FLAGS.workdirs)
   elif mode == "study":
     from dnagen_jax.study import runner
-    study_path = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--config=")), "STUDY.py")
-    extra = [a for a in sys.argv[1:] if a.startswith("--config.")]
+    study_path = config_flags.get_config_filename(FLAGS["config"])
+    extra = [a for a in sys.argv[1:] if a.startswith("--config.")]  # passed on to each point's command
     runner.run(config, workdir, point=FLAGS.point, dry_run=FLAGS.dry_run, study_path=study_path,
                extra_args=extra)
 

@@ -1,9 +1,9 @@
 """Scoring: per-nucleotide log-likelihoods from any model, and what derives from them.
 
 The package re-exports the interface (`Scorer` and the perplexity helpers),
-which imports nothing of the project; `neural` (neural models), `load` (a
-workdir's model, any family) and `eval_file` (--mode=eval) are imported by
-name where needed.
+which imports nothing of the project; `neural` (neural models) is imported
+by name where needed, and a workdir's model of any family comes from
+`dnagen_jax.workdir.load_scorer`.
 """
 
 from dnagen_jax.scoring.interface import OracleScorer

@@ -1,6 +1,7 @@
 """The bench command on a tiny config: it runs, writes bench.json, and its helpers add up."""
 
 import json
+import os
 
 import pytest
 
@@ -64,3 +65,14 @@ def test_loop_benchmark_trains_both_and_writes_curves(tfds_dir, tmp_path):
   assert set(ours["outside_step_s"]) == {"compile", "host", "validation", "checkpoint"}
   with pytest.raises(UserError, match="trains from scratch"):
     loop_speed.run(config, str(tmp_path), epochs=1)           # never overwrites a finished run
+
+
+def test_gpu_script_refuses_a_missing_genes_file(tmp_path):
+  """launch/gpu_bench.sh: a wrong genes path is one line and exit 2, before anything is installed or run."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  script = os.path.join(os.path.dirname(os.path.dirname(__file__)), "launch", "gpu_bench.sh")
+  out = subprocess.run(["bash", script, str(tmp_path / "out"), str(tmp_path / "nope.csv")],
+                       capture_output=True, text=True, check=False)
+  assert out.returncode == 2
+  assert out.stderr.strip().splitlines() == [f"gpu_bench.sh: no genes file at {tmp_path / 'nope.csv'}"]
+  assert not (tmp_path / "out" / "gpu_bench.log").exists()

@@ -136,7 +136,7 @@ class TorchBench:
   def __init__(self, config, batch: dict):
     from dnagen_jax.bench import torch_twins  # pylint: disable=g-import-not-at-top
     import torch  # pylint: disable=g-import-not-at-top
-    self.torch = torch
+    self.torch, self.torch_twins = torch, torch_twins
     self.trainer = torch_twins.TorchTrainer(config, config.train.seed)
     self.params = torch_twins.param_count(self.trainer.model)
     self.batch = self.trainer.to_torch(batch)
@@ -149,6 +149,7 @@ class TorchBench:
   def score_step(self) -> float:
     t0 = time.perf_counter()
     self.trainer.score(self.batch)
+    self.torch_twins.synchronize()  # on a GPU the forward pass is only queued
     return time.perf_counter() - t0
 
 
@@ -255,7 +256,7 @@ def _time_steps(config, batch: dict, steps: int, warmup: int, with_torch: bool,
   print(f"{shape}, {m.num_layers} layer(s), {m.dtype}, remat={m.remat} | batch {batch_size} x "
         f"{seq_len} | {jax.device_count()} {backend} device(s) | JAX {jax.__version__}, "
         f"{jb.params:,} params" + (f" | torch {tb.torch.__version__}, {tb.params:,} params, "
-                                   f"{tb.torch.get_num_threads()} threads" if tb else ""), flush=True)
+                                   f"{tb.torch_twins.device().type}, {tb.torch.get_num_threads()} threads" if tb else ""), flush=True)
   print(f"compile: train step {jb.compile_train_s:.1f} s, score step {jb.compile_score_s:.1f} s",
         flush=True)
 

@@ -29,7 +29,7 @@ from dnagen_jax.bench import torch_twins
 
 
 def _batch(genes: list[np.ndarray], cut: int) -> dict:
-  """Genes (token arrays) -> inputs/targets [B, T] int64 and mask [B, T], T = longest gene."""
+  """Genes (token arrays) -> inputs/targets [B, T] int64 and mask [B, T] on the twin's device, T = longest gene."""
   genes = [g[:cut] for g in genes]
   length = max(len(g) for g in genes)
   targets = np.zeros((len(genes), length), np.int64)
@@ -37,8 +37,9 @@ def _batch(genes: list[np.ndarray], cut: int) -> dict:
     targets[i, :len(g)] = g
   inputs = np.concatenate([np.full((len(genes), 1), tokens.BOS), targets[:, :-1]], axis=1)
   inputs[targets == tokens.PAD] = tokens.PAD
-  return {"inputs": torch.from_numpy(inputs), "targets": torch.from_numpy(targets),
-          "mask": torch.from_numpy((targets != tokens.PAD).astype(np.float32))}
+  dev = torch_twins.device()
+  return {"inputs": torch.from_numpy(inputs).to(dev), "targets": torch.from_numpy(targets).to(dev),
+          "mask": torch.from_numpy((targets != tokens.PAD).astype(np.float32)).to(dev)}
 
 
 def score_batches(model, genes: list[np.ndarray], batch_size: int, cut: int) -> tuple[float, int]:
@@ -116,4 +117,5 @@ def train(config, train_seqs: list[str], val_seqs: list[str], *, minutes: float,
   return {"points": points, "steps": step, "nucleotides_seen": seen, "tokens_seen": padded,
           "wall_s": time.perf_counter() - t0, "validation_s": val_s,
           "batches_per_epoch": batches_per_epoch, "model": trainer.model,
-          "threads": torch.get_num_threads(), "torch_version": torch.__version__}
+          "threads": torch.get_num_threads(), "device": torch_twins.device().type,
+          "torch_version": torch.__version__}

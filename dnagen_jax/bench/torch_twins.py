@@ -23,6 +23,17 @@ from torch.nn import functional as F
 from dnagen_jax.data import tokens
 
 
+def device() -> torch.device:
+  """The GPU where torch sees one (cuDNN's fused RNN kernels), else the CPU."""
+  return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def synchronize() -> None:
+  """Waits for queued GPU work, so that wall-clock times cover it (no-op on the CPU)."""
+  if torch.cuda.is_available():
+    torch.cuda.synchronize()
+
+
 class TorchRecurrentLM(nn.Module):
   """inputs [batch, time] int64 -> logits [batch, time, vocab]."""
 
@@ -37,7 +48,7 @@ class TorchRecurrentLM(nn.Module):
   def forward(self, inputs: torch.Tensor) -> torch.Tensor:
     x = self.embed(inputs)
     if self.pos is not None:
-      x = x + self.pos(torch.arange(inputs.shape[1]))[None]
+      x = x + self.pos(torch.arange(inputs.shape[1], device=inputs.device))[None]
     return self.head(self.rnn(x)[0])
 
 
@@ -83,17 +94,18 @@ class TorchTransformerLM(nn.Module):
     self.head = nn.Linear(cfg.embed_dim, tokens.VOCAB_SIZE)
 
   def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-    x = self.embed(inputs) + self.pos(torch.arange(inputs.shape[1]))[None]
+    x = self.embed(inputs) + self.pos(torch.arange(inputs.shape[1], device=inputs.device))[None]
     for block in self.blocks:
       x = block(x)
     return self.head(self.ln_f(x))
 
 
 def create_model(model_config, seed: int = 0) -> nn.Module:
+  """The twin of `model_config`, on `device()`."""
   torch.manual_seed(seed)
   if model_config.name == "transformer":
-    return TorchTransformerLM(model_config)
-  return TorchRecurrentLM(model_config)
+    return TorchTransformerLM(model_config).to(device())
+  return TorchRecurrentLM(model_config).to(device())
 
 
 def token_log_probs(model: nn.Module, batch: dict) -> torch.Tensor:
@@ -112,9 +124,10 @@ class TorchTrainer:
 
   @staticmethod
   def to_torch(batch: dict) -> dict:
-    return {"inputs": torch.as_tensor(batch["inputs"]).long(),
-            "targets": torch.as_tensor(batch["targets"]).long(),
-            "mask": torch.as_tensor(batch["mask"]).float()}
+    dev = device()
+    return {"inputs": torch.as_tensor(batch["inputs"]).long().to(dev),
+            "targets": torch.as_tensor(batch["targets"]).long().to(dev),
+            "mask": torch.as_tensor(batch["mask"]).float().to(dev)}
 
   def train_step(self, batch: dict) -> float:
     self.opt.zero_grad(set_to_none=True)

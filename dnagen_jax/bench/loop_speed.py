@@ -136,7 +136,7 @@ def run(config, workdir: str, minutes: float = 0.0, epochs: int = 0, with_torch:
   config.train.num_epochs = epochs or 10**6  # both sides' schedules span this many epochs
   m = config.model
   title = (f"{m.name} {m.num_layers}x{m.hidden_dim if m.name != 'transformer' else m.embed_dim}, "
-           f"batch {config.train.batch_size}, lr {config.train.learning_rate}, "
+           f"batch {config.train.batch_size}, lr {config.train.learning_rate} {config.train.schedule}, "
            f"{minutes or ''}{' min' if minutes else ''}{epochs or ''}{' epochs' if epochs else ''}, "
            f"data {config.data.files or config.data.source}")
   print(f"loop benchmark: {title} | {bpe} steps per epoch, validation every "

@@ -76,3 +76,22 @@ def test_gpu_script_refuses_a_missing_genes_file(tmp_path):
   assert out.returncode == 2
   assert out.stderr.strip().splitlines() == [f"gpu_bench.sh: no genes file at {tmp_path / 'nope.csv'}"]
   assert not (tmp_path / "out" / "gpu_bench.log").exists()
+
+
+def test_score_benchmark_times_both_on_the_splits(tfds_dir, tmp_path):
+  """bench --score on tiny synthetic genes: both scorers, every validation + test nucleotide, score.json out."""
+  from dnagen_jax.bench import score_speed  # pylint: disable=g-import-not-at-top
+  from dnagen_jax.data import storage  # pylint: disable=g-import-not-at-top
+  from dnagen_jax.errors import UserError  # pylint: disable=g-import-not-at-top
+  from tests.helpers import tiny_config  # pylint: disable=g-import-not-at-top
+  config = tiny_config(tfds_dir)
+  result = score_speed.run(config, str(tmp_path), repeats=2, with_torch=step_speed.torch_available())
+  expected = sum(len(r.sequence) for s in ("validation", "test")
+                 for r in storage.load_records(config.data, s))
+  assert result["nucleotides"] == expected
+  assert json.loads((tmp_path / "score.json").read_text())["nt_per_s"] == result["nt_per_s"]
+  assert all(len(ts) == 2 for ts in result["seconds"].values())
+  assert len(result["nt_per_s"]) == (2 if step_speed.torch_available() else 1)
+  config.model.name = "ngram"
+  with pytest.raises(UserError, match="neural scorers"):
+    score_speed.run(config, None, repeats=1)

@@ -1,7 +1,10 @@
-r"""python -m dnagen_jax.bench: the step benchmark (`step_speed`) or, with --loop, the loop benchmark (`loop_speed`).
+r"""python -m dnagen_jax.bench: the step benchmark (`step_speed`), with --loop the loop benchmark
+(`loop_speed`), with --score real-gene scoring alone (`score_speed`).
 
   python -m dnagen_jax.bench --config=configs/paper_lstm.py
   python -m dnagen_jax.bench --loop --minutes=8 --config=configs/paper_lstm.py --workdir=/tmp/loop \
+      --config.data.source=files --config.data.files=../shared/data/human_genes/genes.csv
+  python -m dnagen_jax.bench --score --config=configs/paper_lstm.py \
       --config.data.source=files --config.data.files=../shared/data/human_genes/genes.csv
 """
 
@@ -13,6 +16,7 @@ from absl import logging
 from ml_collections import config_flags
 
 from dnagen_jax.bench import loop_speed
+from dnagen_jax.bench import score_speed
 from dnagen_jax.bench import step_speed
 from dnagen_jax.runtime import compile_cache
 from dnagen_jax.errors import UserError
@@ -25,7 +29,11 @@ def main(argv):
   if f.loop:  # the step benchmark reports compile time: it stays cold
     compile_cache.enable()
   try:
-    if f.loop:
+    if f.loop and f.score:
+      raise UserError("--loop and --score are two benchmarks: give one")
+    if f.score:
+      score_speed.run(f.config, f.workdir, repeats=f.rounds, with_torch=f.torch)
+    elif f.loop:
       loop_speed.run(f.config, f.workdir, minutes=f.minutes, epochs=f.epochs, with_torch=f.torch,
                      evals_per_epoch=f.evals_per_epoch)
     else:
@@ -50,6 +58,9 @@ if __name__ == "__main__":
   flags.DEFINE_bool("loop", False, "Time the whole training loop on real genes against a PyTorch loop.")
   flags.DEFINE_float("minutes", 0.0, "loop: wall-time budget of each library's training.")
   flags.DEFINE_integer("epochs", 0, "loop: epochs of each library's training (0 = --minutes decides).")
+  flags.DEFINE_bool("score", False, "Time scoring the config's validation + test genes against a "
+                    "PyTorch forward loop.")
+  flags.DEFINE_integer("rounds", 3, "score: timed rounds over the genes (median reported).")
   flags.DEFINE_integer("evals_per_epoch", 2, "loop: validations per epoch (both libraries, same steps).")
   flags.mark_flag_as_required("config")
   app.run(main)

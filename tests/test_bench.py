@@ -61,6 +61,9 @@ def test_loop_benchmark_trains_both_and_writes_curves(tfds_dir, tmp_path):
     assert abs(side["epochs"] - 1) < 1e-9                      # the same budget for both
     assert [p["step"] for p in side["points"]] == [4, 8]      # 8 steps per epoch, 2 evaluations
     assert all(1 < p["perplexity"] < 8 for p in side["points"])
+  if step_speed.torch_available():  # the PyTorch curve is on disk as it is made
+    kept = [json.loads(line) for line in (tmp_path / "torch_points.jsonl").read_text().splitlines()]
+    assert [p["step"] for p in kept] == [4, 8]
   ours = result["sides"]["dnagen_jax"]
   assert set(ours["outside_step_s"]) == {"compile", "host", "validation", "checkpoint"}
   with pytest.raises(UserError, match="trains from scratch"):

@@ -160,8 +160,15 @@ def run(config, workdir: str, minutes: float = 0.0, epochs: int = 0, with_torch:
       from dnagen_jax.bench import torch_loop  # pylint: disable=g-import-not-at-top
       print("--- PyTorch", flush=True)
       train = [r.sequence for r in storage.load_records(config.data, "train")]
-      t = torch_loop.train(config, train, val, minutes=minutes, epochs=epochs,
-                           eval_every=config.train.eval_every, sort_noise=torch_sort_noise)
+      with open(os.path.join(workdir, "torch_points.jsonl"), "w") as points:
+        def on_point(p):  # progress, and the curve kept on disk while the loop runs
+          points.write(json.dumps(p) + "\n")
+          points.flush()
+          print(f"PyTorch step {p['step']} | validation perplexity {p['perplexity']:.4f} | "
+                f"{p['time_s'] / 60:.1f} min", flush=True)
+        t = torch_loop.train(config, train, val, minutes=minutes, epochs=epochs,
+                             eval_every=config.train.eval_every, sort_noise=torch_sort_noise,
+                             on_point=on_point)
       model = t.pop("model")
       cut = config.data.length_buckets[-1]
       genes = [tokens.encode(s) for s in val + test]

@@ -57,11 +57,12 @@ def score_batches(model, genes: list[np.ndarray], batch_size: int, cut: int) -> 
 
 
 def train(config, train_seqs: list[str], val_seqs: list[str], *, minutes: float, epochs: int,
-          eval_every: int, sort_noise: float = 50.0) -> dict:
+          eval_every: int, sort_noise: float = 50.0, on_point=None) -> dict:
   """Trains the twin of `config.model`; returns validation points and totals.
 
   Stops after `epochs` epochs or `minutes` of wall time, whichever comes first
-  (0 = no limit). Points: {step, nucleotides_seen, time_s, perplexity}.
+  (0 = no limit). Points: {step, nucleotides_seen, time_s, perplexity}, each
+  also handed to `on_point` as it is made (so that a long run keeps them).
   """
   cut = config.data.length_buckets[-1]
   batch_size = config.train.batch_size
@@ -96,6 +97,8 @@ def train(config, train_seqs: list[str], val_seqs: list[str], *, minutes: float,
     val_s += time.perf_counter() - v0
     points.append({"step": step, "nucleotides_seen": seen,
                    "time_s": time.perf_counter() - t0, "perplexity": math.exp(-total / count)})
+    if on_point:
+      on_point(points[-1])
 
   for _ in range(epochs or 10**9):
     order = rng.permutation(len(train_genes))[:batches_per_epoch * batch_size]

@@ -68,6 +68,11 @@ def test_loop_benchmark_trains_both_and_writes_curves(tfds_dir, tmp_path):
   assert set(ours["outside_step_s"]) == {"compile", "host", "validation", "checkpoint"}
   with pytest.raises(UserError, match="trains from scratch"):
     loop_speed.run(config, str(tmp_path), epochs=1)           # never overwrites a finished run
+  again = loop_speed.run(config, str(tmp_path), epochs=1, with_torch=False, reuse_jax=True)
+  assert again["sides"]["dnagen_jax"]["points"] == ours["points"]  # read back, not retrained
+  config.train.learning_rate *= 2
+  with pytest.raises(UserError, match="other settings"):
+    loop_speed.run(config, str(tmp_path), epochs=1, reuse_jax=True)
 
 
 def test_gpu_script_refuses_a_missing_genes_file(tmp_path):

@@ -35,7 +35,7 @@ def main(argv):
       score_speed.run(f.config, f.workdir, repeats=f.rounds, with_torch=f.torch)
     elif f.loop:
       loop_speed.run(f.config, f.workdir, minutes=f.minutes, epochs=f.epochs, with_torch=f.torch,
-                     evals_per_epoch=f.evals_per_epoch)
+                     evals_per_epoch=f.evals_per_epoch, reuse_jax=f.reuse_jax)
     else:
       step_speed.run(f.config, f.workdir, steps=f.steps, with_torch=f.torch,
                      batch_size=f.batch_size, seq_len=f.seq_len, warmup=f.warmup,
@@ -61,6 +61,8 @@ if __name__ == "__main__":
   flags.DEFINE_bool("score", False, "Time scoring the config's validation + test genes against a "
                     "PyTorch forward loop.")
   flags.DEFINE_integer("rounds", 3, "score: timed rounds over the genes (median reported).")
+  flags.DEFINE_bool("reuse_jax", False, "loop: read the finished dnagen_jax side in WORKDIR/jax "
+                    "(same settings) and train only PyTorch.")
   flags.DEFINE_integer("evals_per_epoch", 2, "loop: validations per epoch (both libraries, same steps).")
   flags.mark_flag_as_required("config")
   app.run(main)

@@ -32,11 +32,36 @@ from dnagen_jax.data import tokens
 from dnagen_jax.errors import UserError
 
 
-def _jax_side(config, workdir: str, minutes: float, epochs: int) -> dict:
-  from dnagen_jax.training import trainer  # pylint: disable=g-import-not-at-top
+# The training settings that shape a curve: a reused dnagen_jax side must have been trained with them.
+_CURVE_FIELDS = ("batch_size", "learning_rate", "schedule", "warmup_steps", "num_epochs", "grad_clip",
+                 "weight_decay", "seed", "eval_every", "max_steps", "patience")
+
+
+def _jax_config(config, minutes: float):
   cfg = config.copy_and_resolve_references()
   cfg.train.max_minutes, cfg.train.max_steps, cfg.train.patience = minutes, 0, 0
-  trainer.train_and_evaluate(cfg, workdir)
+  return cfg
+
+
+def _check_reusable(cfg, workdir: str) -> None:
+  """A finished dnagen_jax side in `workdir` trained the same model, data and curve settings, or UserError."""
+  from dnagen_jax import config_check  # pylint: disable=g-import-not-at-top
+  if not os.path.exists(os.path.join(workdir, "results.json")):
+    raise UserError(f"{workdir} holds no finished run (results.json missing): use a new --workdir")
+  config_check.write_or_check_workdir_config(cfg, workdir, write=False)  # model and data
+  old = config_check.read_workdir_config(workdir)["train"]
+  diffs = [f"train.{k}: {old.get(k)!r} -> {cfg.train[k]!r}" for k in _CURVE_FIELDS
+           if old.get(k) != cfg.train[k]]
+  if diffs:
+    raise UserError(f"{workdir} was trained with other settings ({'; '.join(diffs[:3])}); "
+                    f"use a new --workdir")
+
+
+def _jax_side(cfg, workdir: str, train: bool = True) -> dict:
+  """Trains `cfg` in `workdir` (or, train=False, reads the finished run there); returns its record."""
+  from dnagen_jax.training import trainer  # pylint: disable=g-import-not-at-top
+  if train:
+    trainer.train_and_evaluate(cfg, workdir)
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     records = [json.loads(line) for line in f]
   end = [r for r in records if r["split"] == "timings"][-1]
@@ -117,8 +142,13 @@ def _print_table(result: dict) -> None:
 
 
 def run(config, workdir: str, minutes: float = 0.0, epochs: int = 0, with_torch: bool = True,
-        evals_per_epoch: int = 2, torch_sort_noise: float = 50.0) -> dict:
-  """Runs both loops; prints the comparison; writes loop.json and loop.png; returns loop.json's dict."""
+        evals_per_epoch: int = 2, torch_sort_noise: float = 50.0, reuse_jax: bool = False) -> dict:
+  """Runs both loops; prints the comparison; writes loop.json and loop.png; returns loop.json's dict.
+
+  reuse_jax: a finished dnagen_jax side already in WORKDIR/jax (same model, data
+  and training settings) is read, not trained again: only PyTorch trains, for
+  --minutes / --epochs (e.g. when the first run was stopped during its PyTorch side).
+  """
   if not workdir:
     raise UserError("bench --loop needs --workdir (it trains there)")
   if not minutes and not epochs:
@@ -126,8 +156,10 @@ def run(config, workdir: str, minutes: float = 0.0, epochs: int = 0, with_torch:
   if config.model.name == "ngram":
     raise UserError("bench --loop times the neural trainers; for N-grams see python -m dnagen_jax.ngram.bench")
   jax_dir = os.path.join(workdir, "jax")
-  if os.path.exists(jax_dir):
-    raise UserError(f"{jax_dir} exists: the loop benchmark trains from scratch; use a new --workdir")
+  reuse = os.path.exists(jax_dir)
+  if reuse and not reuse_jax:
+    raise UserError(f"{jax_dir} exists: the loop benchmark trains from scratch; use a new --workdir "
+                    f"(or --reuse_jax to train only PyTorch against the finished run there)")
   os.makedirs(workdir, exist_ok=True)
   data = batching.TrainBatches(config.data, config.train.batch_size, config.train.seed)
   bpe = data.batches_per_epoch
@@ -137,7 +169,7 @@ def run(config, workdir: str, minutes: float = 0.0, epochs: int = 0, with_torch:
   m = config.model
   title = (f"{m.name} {m.num_layers}x{m.hidden_dim if m.name != 'transformer' else m.embed_dim}, "
            f"batch {config.train.batch_size}, lr {config.train.learning_rate} {config.train.schedule}, "
-           f"{minutes or ''}{' min' if minutes else ''}{epochs or ''}{' epochs' if epochs else ''}, "
+           f"{', '.join(b for b in (minutes and f'{minutes:g} min', epochs and f'{epochs} epochs') if b)}, "
            f"data {config.data.files or config.data.source}")
   print(f"loop benchmark: {title} | {bpe} steps per epoch, validation every "
         f"{config.train.eval_every} steps", flush=True)
@@ -145,8 +177,11 @@ def run(config, workdir: str, minutes: float = 0.0, epochs: int = 0, with_torch:
   val = [r.sequence for r in storage.load_records(config.data, "validation")]
   test = [r.sequence for r in storage.load_records(config.data, "test")]
   sides = {}
-  print("--- dnagen_jax", flush=True)
-  jax_side = _jax_side(config, jax_dir, minutes, epochs)
+  cfg = _jax_config(config, minutes)
+  if reuse:
+    _check_reusable(cfg, jax_dir)
+  print(f"--- dnagen_jax{' (read from ' + jax_dir + ')' if reuse else ''}", flush=True)
+  jax_side = _jax_side(cfg, jax_dir, train=not reuse)
   from dnagen_jax.scoring import neural  # pylint: disable=g-import-not-at-top
   scorer = neural.NeuralScorer.load(jax_dir)
   jax_side.update({f"score_{k}": v for k, v in _score_rate(scorer.token_log_probs, val + test).items()})

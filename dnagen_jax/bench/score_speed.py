@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import time
 
 from dnagen_jax.data import storage
@@ -73,7 +72,7 @@ def run(config, workdir: str | None = None, repeats: int = 3, with_torch: bool =
       score()
       if i:
         times[name].append(time.perf_counter() - t0)
-  rates = {name: nucleotides / statistics.median(ts) for name, ts in times.items()}
+  rates = {name: step_speed._median_rate(ts, nucleotides) for name, ts in times.items()}  # pylint: disable=protected-access
   result = {"model": config.model.to_dict(), "genes": len(seqs), "nucleotides": nucleotides,
             "eval_batch_size": batch, "compile_s": compile_s, "seconds": times,
             "nt_per_s": rates}

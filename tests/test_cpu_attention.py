@@ -10,7 +10,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from dnagen_jax import models
-from dnagen_jax.models import cpu_attention
+from dnagen_jax.models import cpu_attention, cpu_kernels
 from dnagen_jax.models.transformer import causal_attention
 from tests.helpers import plain_attention, tiny_config
 
@@ -71,18 +71,18 @@ def test_transformer_with_kernel_matches_xla_form(tfds_dir):
 
 def test_build_without_compiler_says_so_in_one_line(tmp_path):
   with pytest.raises(RuntimeError, match=r"^no C\+\+ compiler 'no-such-c\+\+' on PATH"):
-    cpu_attention.build(tmp_path, compiler="no-such-c++")
+    cpu_kernels.build("causal_attention_cpu", tmp_path, compiler="no-such-c++")
 
 
 def test_failed_build_says_so_in_one_line_and_leaves_nothing(tmp_path):
   with pytest.raises(RuntimeError, match=r"^false failed on causal_attention_cpu\.cc"):
-    cpu_attention.build(tmp_path, compiler="false")  # exits 1 without output
+    cpu_kernels.build("causal_attention_cpu", tmp_path, compiler="false")  # exits 1 without output
   assert not list(tmp_path.iterdir())
 
 
 @needs_kernel
 def test_build_is_cached_per_machine(tmp_path):
-  first = cpu_attention.build(tmp_path)
+  first = cpu_kernels.build("lstm_cpu", tmp_path)
   mtime = first.stat().st_mtime_ns
-  assert cpu_attention.build(tmp_path) == first and first.stat().st_mtime_ns == mtime
+  assert cpu_kernels.build("lstm_cpu", tmp_path) == first and first.stat().st_mtime_ns == mtime
   assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no temporary left

@@ -24,7 +24,7 @@ def _layer(kind, seed=0):
 def _lm_config(kind, remat=False):
   cfg = ml_collections.ConfigDict(dict(
       name=kind, embed_dim=6, hidden_dim=H, num_layers=2, position_embedding=True,
-      max_len=16, remat=remat, dtype="float32", init="pytorch"))
+      max_len=16, remat=remat, dtype="float32", init="pytorch", cpu_kernel=True))
   return cfg
 
 
@@ -135,7 +135,7 @@ def test_pytorch_initialisation(kind):
   hidden = 64
   cfg = ml_collections.ConfigDict(dict(
       name=kind, embed_dim=256, hidden_dim=hidden, num_layers=1, position_embedding=False,
-      max_len=16, remat=False, dtype="float32", init="pytorch"))
+      max_len=16, remat=False, dtype="float32", init="pytorch", cpu_kernel=True))
   model = recurrent.RecurrentLM(cfg, rngs=nnx.Rngs(0))
   s = 1 / hidden ** 0.5
   assert abs(float(np.std(model.embed.embedding[...])) - 1.0) < 0.1       # N(0, 1)

@@ -22,11 +22,14 @@ path is tested against.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from dnagen_jax.data import tokens
+from dnagen_jax.models import cpu_lstm
 from dnagen_jax.models.matmul import matmul
 
 # Time steps per loop iteration. On CPU the loop's own cost is ~1 us a step
@@ -167,20 +170,29 @@ def _gru_dgates(hs, res, w_hh, dhs, unroll):
 
 # ---------------------------------------------------------------- layers
 
-@jax.custom_vjp
-def lstm_recurrence(gx, b, w_hh):
-  """The LSTM's time loop from zero state: gx [T, B, 4H] (= x @ W_ih), b [4H], w_hh [H, 4H] -> hs [T, B, H]."""
-  return _lstm_forward(gx, b, w_hh, UNROLL)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def lstm_recurrence(gx, b, w_hh, kernel: bool = False):
+  """The LSTM's time loop from zero state: gx [T, B, 4H] (= x @ W_ih), b [4H], w_hh [H, 4H] -> hs [T, B, H].
+
+  kernel: both time loops in the C++ CPU kernel (`cpu_lstm`; the caller checks `cpu_lstm.usable`).
+  """
+  return _lstm_recurrence_fwd(gx, b, w_hh, kernel)[0]
 
 
-def _lstm_recurrence_fwd(gx, b, w_hh):
-  hs, cs, acts = _lstm_forward(gx, b, w_hh, UNROLL)
+def _lstm_recurrence_fwd(gx, b, w_hh, kernel):
+  if kernel:
+    hs, cs, acts = cpu_lstm.forward(gx, b, w_hh)
+  else:
+    hs, cs, acts = _lstm_forward(gx, b, w_hh, UNROLL)
   return hs, (hs, cs, acts, w_hh)
 
 
-def _lstm_recurrence_bwd(res, dhs):
+def _lstm_recurrence_bwd(kernel, res, dhs):
   hs, cs, acts, w_hh = res
-  dgates = _lstm_dgates(hs, cs, acts, w_hh, dhs, UNROLL)
+  if kernel:
+    dgates = cpu_lstm.backward(cs, acts, w_hh, dhs)
+  else:
+    dgates = _lstm_dgates(hs, cs, acts, w_hh, dhs, UNROLL)
   return dgates, dgates.sum(axis=(0, 1)), _w_hh_grad(hs, dgates)
 
 
@@ -231,9 +243,10 @@ class RecurrentLayer(nnx.Module):
   """
 
   def __init__(self, kind: str, in_dim: int, hidden: int, *, rngs: nnx.Rngs, dtype=jnp.float32,
-               init: str = "pytorch"):
+               init: str = "pytorch", cpu_kernel: bool = False):
     gates = {"lstm": 4, "gru": 3}[kind]
     self.kind, self.hidden, self.dtype = kind, hidden, dtype
+    self.cpu_kernel = cpu_kernel  # LSTM on CPU: the time loops in the C++ kernel where it builds
     scale = 1.0 / hidden ** 0.5  # PyTorch's U(-1/sqrt(H), 1/sqrt(H)) init
     uniform = lambda shape: jax.random.uniform(rngs.params(), shape, minval=-scale, maxval=scale)
     self.w_ih = nnx.Param(uniform((in_dim, gates * hidden)))
@@ -260,7 +273,8 @@ class RecurrentLayer(nnx.Module):
     cast = lambda p: p[...].astype(self.dtype)
     gx = gx.astype(self.dtype)
     if self.kind == "lstm":
-      return lstm_recurrence(gx, cast(self.b), cast(self.w_hh))
+      kernel = self.cpu_kernel and cpu_lstm.usable(self.dtype, self.hidden)
+      return lstm_recurrence(gx, cast(self.b), cast(self.w_hh), kernel)
     return gru_recurrence(gx, cast(self.b), cast(self.w_hh), cast(self.b_hn))
 
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -311,7 +325,7 @@ class RecurrentLM(nnx.Module):
     dims = [cfg.embed_dim] + [cfg.hidden_dim] * cfg.num_layers
     self.remat = bool(cfg.remat)
     self.layers = nnx.List([RecurrentLayer(cfg.name, dims[i], dims[i + 1], rngs=rngs, dtype=dtype,
-                                           init=cfg.init)
+                                           init=cfg.init, cpu_kernel=cfg.cpu_kernel)
                             for i in range(cfg.num_layers)])
     self.head = nnx.Linear(cfg.hidden_dim, vocab_size, rngs=rngs, **head_kw)
 

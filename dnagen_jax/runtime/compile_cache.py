@@ -16,7 +16,7 @@ import os
 
 import jax
 
-from dnagen_jax.models import cpu_attention
+from dnagen_jax.models import cpu_kernels
 
 
 def enable() -> str | None:
@@ -27,7 +27,7 @@ def enable() -> str | None:
   if folder.lower() in ("off", "0", "false"):
     return None
   if not folder:
-    key = hashlib.sha256(f"{jax.__version__}|{cpu_attention.cpu_features()}".encode()).hexdigest()
+    key = hashlib.sha256(f"{jax.__version__}|{cpu_kernels.cpu_features()}".encode()).hexdigest()
     folder = os.path.join("~", ".cache", "dnagen_jax", f"xla-{key[:12]}")
   folder = os.path.expanduser(folder)
   jax.config.update("jax_compilation_cache_dir", folder)

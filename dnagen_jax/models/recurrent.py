@@ -29,7 +29,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from dnagen_jax.data import tokens
-from dnagen_jax.models import cpu_lstm
+from dnagen_jax.models import cpu_recurrent
 from dnagen_jax.models.matmul import matmul
 
 # Time steps per loop iteration. On CPU the loop's own cost is ~1 us a step
@@ -174,14 +174,14 @@ def _gru_dgates(hs, res, w_hh, dhs, unroll):
 def lstm_recurrence(gx, b, w_hh, kernel: bool = False):
   """The LSTM's time loop from zero state: gx [T, B, 4H] (= x @ W_ih), b [4H], w_hh [H, 4H] -> hs [T, B, H].
 
-  kernel: both time loops in the C++ CPU kernel (`cpu_lstm`; the caller checks `cpu_lstm.usable`).
+  kernel: both time loops in the C++ CPU kernel (`cpu_recurrent`; the caller checks `usable`).
   """
   return _lstm_recurrence_fwd(gx, b, w_hh, kernel)[0]
 
 
 def _lstm_recurrence_fwd(gx, b, w_hh, kernel):
   if kernel:
-    hs, cs, acts = cpu_lstm.forward(gx, b, w_hh)
+    hs, cs, acts = cpu_recurrent.lstm_forward(gx, b, w_hh)
   else:
     hs, cs, acts = _lstm_forward(gx, b, w_hh, UNROLL)
   return hs, (hs, cs, acts, w_hh)
@@ -190,7 +190,7 @@ def _lstm_recurrence_fwd(gx, b, w_hh, kernel):
 def _lstm_recurrence_bwd(kernel, res, dhs):
   hs, cs, acts, w_hh = res
   if kernel:
-    dgates = cpu_lstm.backward(cs, acts, w_hh, dhs)
+    dgates = cpu_recurrent.lstm_backward(cs, acts, w_hh, dhs)
   else:
     dgates = _lstm_dgates(hs, cs, acts, w_hh, dhs, UNROLL)
   return dgates, dgates.sum(axis=(0, 1)), _w_hh_grad(hs, dgates)
@@ -199,20 +199,29 @@ def _lstm_recurrence_bwd(kernel, res, dhs):
 lstm_recurrence.defvjp(_lstm_recurrence_fwd, _lstm_recurrence_bwd)
 
 
-@jax.custom_vjp
-def gru_recurrence(gx, b, w_hh, b_hn):
-  """The GRU's time loop from zero state: gx [T, B, 3H] (= x @ W_ih), b [3H], w_hh [H, 3H], b_hn [H] -> hs [T, B, H]."""
-  return _gru_forward(gx, b, w_hh, b_hn, UNROLL)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
+def gru_recurrence(gx, b, w_hh, b_hn, kernel: bool = False):
+  """The GRU's time loop from zero state: gx [T, B, 3H] (= x @ W_ih), b [3H], w_hh [H, 3H], b_hn [H] -> hs [T, B, H].
+
+  kernel: both time loops in the C++ CPU kernel (`cpu_recurrent`; the caller checks `usable`).
+  """
+  return _gru_recurrence_fwd(gx, b, w_hh, b_hn, kernel)[0]
 
 
-def _gru_recurrence_fwd(gx, b, w_hh, b_hn):
-  hs, res = _gru_forward(gx, b, w_hh, b_hn, UNROLL)
+def _gru_recurrence_fwd(gx, b, w_hh, b_hn, kernel):
+  if kernel:
+    hs, res = cpu_recurrent.gru_forward(gx, b, w_hh, b_hn)
+  else:
+    hs, res = _gru_forward(gx, b, w_hh, b_hn, UNROLL)
   return hs, (hs, res, w_hh)
 
 
-def _gru_recurrence_bwd(saved, dhs):
+def _gru_recurrence_bwd(kernel, saved, dhs):
   hs, res, w_hh = saved
-  dgx, dgh = _gru_dgates(hs, res, w_hh, dhs, UNROLL)
+  if kernel:
+    dgx, dgh = cpu_recurrent.gru_backward(hs, res, w_hh, dhs)
+  else:
+    dgx, dgh = _gru_dgates(hs, res, w_hh, dhs, UNROLL)
   hidden = hs.shape[-1]
   return (dgx, dgx.sum(axis=(0, 1)), _w_hh_grad(hs, dgh),
           dgh[..., 2 * hidden:].sum(axis=(0, 1)))
@@ -246,7 +255,7 @@ class RecurrentLayer(nnx.Module):
                init: str = "pytorch", cpu_kernel: bool = False):
     gates = {"lstm": 4, "gru": 3}[kind]
     self.kind, self.hidden, self.dtype = kind, hidden, dtype
-    self.cpu_kernel = cpu_kernel  # LSTM on CPU: the time loops in the C++ kernel where it builds
+    self.cpu_kernel = cpu_kernel  # on CPU: the time loops in the C++ kernel where it builds
     scale = 1.0 / hidden ** 0.5  # PyTorch's U(-1/sqrt(H), 1/sqrt(H)) init
     uniform = lambda shape: jax.random.uniform(rngs.params(), shape, minval=-scale, maxval=scale)
     self.w_ih = nnx.Param(uniform((in_dim, gates * hidden)))
@@ -272,10 +281,10 @@ class RecurrentLayer(nnx.Module):
     """gx [time, batch, G*hidden] (the input already projected, x @ W_ih) -> hs [time, batch, hidden]."""
     cast = lambda p: p[...].astype(self.dtype)
     gx = gx.astype(self.dtype)
+    kernel = self.cpu_kernel and cpu_recurrent.usable(self.dtype, self.hidden)
     if self.kind == "lstm":
-      kernel = self.cpu_kernel and cpu_lstm.usable(self.dtype, self.hidden)
       return lstm_recurrence(gx, cast(self.b), cast(self.w_hh), kernel)
-    return gru_recurrence(gx, cast(self.b), cast(self.w_hh), cast(self.b_hn))
+    return gru_recurrence(gx, cast(self.b), cast(self.w_hh), cast(self.b_hn), kernel)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     return jnp.swapaxes(self.time_major(jnp.swapaxes(x, 0, 1)), 0, 1)

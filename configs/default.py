@@ -50,7 +50,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.head_dim = 0            # transformer: width per head (0 = embed_dim // num_heads)
   config.model.mlp_dim = 256           # transformer: feed-forward width
   config.model.attention_block = 128   # transformer: query block size of the causal attention (0 = full T x T)
-  config.model.cpu_kernel = True       # transformer on CPU: attention in a C++ kernel built on first use with g++ (False = XLA's form)
+  config.model.cpu_kernel = True       # on CPU: the attention and the LSTM/GRU time loops in C++ kernels built on first use with g++ (False = XLA's forms)
   config.model.remat = False           # recompute activations in the backward pass to save memory
   config.model.dtype = "float32"       # compute dtype: 'float32' or 'bfloat16' (params stay float32)
   config.model.ngram_order = 8         # ngram: order N

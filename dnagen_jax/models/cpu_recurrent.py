@@ -41,6 +41,7 @@ def _call(target: str, rule: str, results):
   rows; the weights stay whole. results(*args) gives the result shapes."""
 
   def call(*args):
+    available()  # registers the FFI targets before the first trace
     return jax.ffi.ffi_call(target, results(*args), vmap_method="sequential")(*args)
 
   fn = custom_partitioning(call)
@@ -76,24 +77,20 @@ _gru_backward = _call("dnagen_gru_backward", "t b h, t b f, h g, t b h -> t b g,
 def lstm_forward(gx, b, w_hh) -> tuple[jax.Array, jax.Array, jax.Array]:
   """gx [T, B, 4H] (= x @ W_ih), b [4H], w_hh [H, 4H] -> hs, cs [T, B, H] and the gate
   activations [T, B, 4H] (sigmoid i, sigmoid f, tanh g, sigmoid o), from the zero state."""
-  available()  # registers the FFI targets before the first trace
   return _lstm_forward(gx, b, w_hh)
 
 
 def lstm_backward(cs, acts, w_hh, dhs) -> jax.Array:
   """d loss / d gates [T, B, 4H] given d loss / d hs [T, B, H] and `lstm_forward`'s cs and acts."""
-  available()
   return _lstm_backward(cs, acts, w_hh, dhs)
 
 
 def gru_forward(gx, b, w_hh, b_hn) -> tuple[jax.Array, jax.Array]:
   """gx [T, B, 3H], b [3H], w_hh [H, 3H], b_hn [H] -> hs [T, B, H] and the residuals
   [T, B, 4H]: r, z, n and h @ W_hn + b_hn, from the zero state."""
-  available()
   return _gru_forward(gx, b, w_hh, b_hn)
 
 
 def gru_backward(hs, res, w_hh, dhs) -> tuple[jax.Array, jax.Array]:
   """(d loss / d gx, d loss / d (h @ W_hh)), each [T, B, 3H], given d loss / d hs [T, B, H]."""
-  available()
   return _gru_backward(hs, res, w_hh, dhs)

@@ -10,11 +10,11 @@ Command:
   python -m dnagen_jax.main --config=configs/real_genes_gru_1h.py --workdir=/tmp/dnagen/real_gru_1h \
     --config.data.files=../shared/data/human_genes/genes.csv
 
-Expected result (2-core AMD EPYC, 71 minutes, 3,000 steps, 69.5M nucleotides
-at 16,300 real nt/s, compilation and validation included): best validation
-perplexity 3.5760 (step 2,961), test perplexity 3.6103 (1.8521 bits/nt) on
+Expected result (2-core AMD EPYC, 67 minutes, 3,000 steps, 69.5M nucleotides
+at 17,200 real nt/s, compilation and validation included): best validation
+perplexity 3.5764 (step 2,961), test perplexity 3.6102 (1.8521 bits/nt) on
 genes.csv's default split, 6.0% above the Kneser-Ney 21-gram's 3.4067;
-mutation detection (--mode=report, perplexity rule, seeds 0-2) .669 / .753 /
+mutation detection (--mode=report, perplexity rule, seeds 0-2) .666 / .754 /
 .798 at MAX = 1 / 5 / 10. The curve, next to the PyTorch loop's: docs/training.md.
 """
 

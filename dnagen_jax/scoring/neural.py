@@ -68,6 +68,12 @@ class NeuralScorer(scoring.Scorer):
     graphdef, params = nnx.split(model)
     return cls(config, graphdef, params, mesh)
 
+  def eval_defaults(self):
+    """Windows of model.max_len nucleotides, half of them context; positions limit them to max_len."""
+    max_len = int(self.config.model.max_len)
+    limited = self.config.model.name == "transformer" or self.config.model.position_embedding
+    return max_len, lambda w: w // 2, max_len if limited else 0
+
   def _batches(self, seqs: Sequence[str]) -> list[tuple[np.ndarray, dict]]:
     ntok = kmers.num_tokens([len(s) for s in seqs], self.kmer)  # tokens per gene
     buckets = scoring_buckets(self.config.model, self.config.data, int(ntok.max()))

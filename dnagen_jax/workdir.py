@@ -50,18 +50,17 @@ def evaluate_file(workdir: str, path: str, window: int = 0, stride: int = 0,
     from dnagen_jax.scoring import carry  # pylint: disable=g-import-not-at-top
     carried = carry.CarriedScorer(scorer, plan.window, segments=int(config["train"]["eval_batch_size"]),
                                   warmup=plan.window)
-  records = sequence_io.read_sequences(path, config["data"]["unknown_policy"])
-  total = sum(len(r.sequence) for r in records)
-  long = sum(len(r.sequence) > plan.window for r in records)
   how = "state carried across windows" if carried else f"stride {plan.stride}, context {plan.context}"
-  print(f"{path}: {len(records)} records, {total:,} nt; {long} longer than the window "
-        f"({plan.window} nt, {how})", flush=True)
-  progress = strided.Progress(total)
-  scores = strided.score_records(scorer, records, plan, total, progress=progress, carried=carried)
+  print(f"{path}: records longer than {plan.window} nt are scored in windows of {plan.window} "
+        f"({how})", flush=True)
+  records = sequence_io.iter_records(path, config["data"]["unknown_policy"])  # one record in memory at a time
+  progress = strided.Progress(None)
+  scores = strided.score_records(scorer, records, plan, progress=progress, carried=carried)
+  total = sum(r.length for r in scores)
   seconds = progress.seconds
   result = strided.totals(scores)
-  result.update(file=os.path.abspath(path), genes=len(records), model=scorer.name,
-                records=len(records), window=plan.window, stride=plan.stride, context=plan.context,
+  result.update(file=os.path.abspath(path), genes=len(scores), model=scorer.name,
+                records=len(scores), window=plan.window, stride=plan.stride, context=plan.context,
                 carry_state=bool(carried), seconds=seconds,
                 nucleotides_per_second=total / max(seconds, 1e-9),
                 window_nucleotides=int(sum(r.window_nucleotides for r in scores)),
@@ -72,7 +71,7 @@ def evaluate_file(workdir: str, path: str, window: int = 0, stride: int = 0,
     json.dump(result, f, indent=2)
   tsv = os.path.join(workdir, f"eval_{name}_records.tsv")
   strided.write_tsv(tsv, scores)
-  print(f"{path}: {len(records)} genes, {result['nucleotides']} nt | perplexity "
+  print(f"{path}: {len(scores)} genes, {result['nucleotides']} nt | perplexity "
         f"{result['perplexity']:.4f} | {result['bits_per_nucleotide']:.4f} bits/nt | {seconds:.1f} s, "
         f"{result['nucleotides_per_second']:,.0f} nt/s -> {out}, {tsv}")
   return result

@@ -127,7 +127,8 @@ class Progress:
     self.start = self.last = time.perf_counter()
     self.done, self.ll = 0, 0.0
 
-  def add(self, nucleotides: int, log_likelihood: float, what: str) -> None:
+  def add(self, nucleotides: int, log_likelihood: float, what: str, record: tuple | None = None) -> None:
+    """record: (nucleotides of it scored so far, its length), shown for long records."""
     self.done += nucleotides
     self.ll += log_likelihood
     now = time.perf_counter()
@@ -135,8 +136,10 @@ class Progress:
       self.last = now
       of = f"/{self.total:,}" if self.total else ""
       rate = self.done / max(now - self.start, 1e-9)
-      eta = f", about {(self.total - self.done) / rate / 60:.1f} min left" if self.total else ""
-      print(f"  {what}: {self.done:,}{of} nt scored, {rate:,.0f} nt/s, "
+      left = (self.total - self.done) if self.total else (record[1] - record[0] if record else 0)
+      eta = f", about {left / rate / 60:.1f} min left{'' if self.total else ' in it'}" if left else ""
+      where = f" ({record[0]:,}/{record[1]:,} of it)" if record else ""
+      print(f"  {what}{where}: {self.done:,}{of} nt scored, {rate:,.0f} nt/s, "
             f"{-self.ll / max(self.done, 1) / math.log(2):.4f} bits/nt so far{eta}",
             file=self.out, flush=True)
 
@@ -184,10 +187,12 @@ def score_records(scorer: Scorer, records: Iterable, plan: Plan, total: int | No
         short_nt = 0
       continue
     if carried is not None:
+      done = 0
       for n, ll in carried.record_chunks(seq):
         out[-1].log_likelihood += ll
         out[-1].windows += 1
-        progress.add(n, ll, out[-1].record_id)
+        done += n
+        progress.add(n, ll, out[-1].record_id, (done, len(seq)))
       out[-1].window_nucleotides = len(seq) + int(sum(f - b for b, _, f in carried.segment_spans(len(seq))))
     else:
       score_long(seq, out[-1], plan, log_probs, progress)
@@ -199,6 +204,7 @@ def score_long(seq: str, rec: RecordScore, plan: Plan, log_probs: LogProbsFn, pr
   """Adds the strided windows of one long record to `rec`, CHUNK_NUCLEOTIDES of windows per call."""
   spans = window_spans(len(seq), plan)
   per_call = max(1, CHUNK_NUCLEOTIDES // plan.window)
+  done = 0
   for c in range(0, len(spans), per_call):
     chunk = spans[c:c + per_call]
     lps = log_probs([seq[b:e] for b, e, _ in chunk])
@@ -206,7 +212,9 @@ def score_long(seq: str, rec: RecordScore, plan: Plan, log_probs: LogProbsFn, pr
     rec.log_likelihood += ll
     rec.windows += len(chunk)
     rec.window_nucleotides += int((chunk[:, 1] - chunk[:, 0]).sum())
-    progress.add(int((chunk[:, 1] - chunk[:, 2]).sum()), ll, rec.record_id)
+    n = int((chunk[:, 1] - chunk[:, 2]).sum())
+    done += n
+    progress.add(n, ll, rec.record_id, (done, len(seq)))
 
 
 def strided_log_probs(log_probs: LogProbsFn, seq: str, plan: Plan) -> np.ndarray:

@@ -19,7 +19,7 @@ import gzip
 import lzma
 import os
 import zlib
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -103,12 +103,14 @@ def _line_starts(data: bytes, skip_first: bool) -> list[int]:
   return sorted(out)
 
 
-def fasta_raw_records(path: str, allow_empty: bool = False,
-                      block: int = BLOCK) -> Iterator[tuple[str, str, bytes]]:
+def fasta_raw_records(path: str, allow_empty: bool = False, block: int = BLOCK,
+                      blocks: Iterable[bytes] | None = None) -> Iterator[tuple[str, str, bytes]]:
   """(id, header after '>', sequence bytes without whitespace) of each FASTA record, streamed.
 
   Comment lines (';') are skipped. Raises `UserError` for sequence before the
   first header and, unless `allow_empty`, for a header with no sequence.
+  `blocks`: the file's bytes already being read (e.g. in a thread); default
+  `read_blocks(path, block)`.
   """
   rid = header = None
   parts: list[bytes] = []
@@ -129,7 +131,7 @@ def fasta_raw_records(path: str, allow_empty: bool = False,
           raise UserError(f"{path}: sequence data before the first '>' header")
         parts.append(piece)
 
-  for block in read_blocks(path, block):
+  for block in (read_blocks(path, block) if blocks is None else blocks):
     data = pending + block
     was_continuing = continuing and not pending
     pending = b""

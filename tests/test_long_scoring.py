@@ -191,3 +191,31 @@ def test_eval_file_of_genes_gives_todays_numbers(gru, tmp_path, monkeypatch):
   np.testing.assert_allclose(carried["bits_per_nucleotide"] * carried["nucleotides"] * -np.log(2),
                              whole, rtol=1e-5)
   assert carried["carry_state"] and os.path.exists(tmp_path / "eval_genome_records.tsv")
+
+
+def test_split_fasta_joins_test_windows_into_segments(tmp_path):
+  from dnagen_jax.scoring import split_fasta  # pylint: disable=g-import-not-at-top
+  from dnagen_jax.data import sequence_io  # pylint: disable=g-import-not-at-top
+  genome = {f"chr{i}": random_dna(6000, 20 + i) for i in range(2)}
+  fasta = tmp_path / "genome.fa"
+  fasta.write_text("".join(f">{k}\n{v}\n" for k, v in genome.items()))
+  config = tiny_config(str(tmp_path / "tfds"), "gru")
+  config.data.source, config.data.files = "files", str(fasta)
+  config.data.window, config.data.stride, config.data.block_size = 100, 100, 500
+  config.data.val_fraction, config.data.test_fraction = 0.2, 0.3
+  workdir = tmp_path / "w"
+  os.makedirs(workdir)
+  config_check.write_or_check_workdir_config(config, str(workdir))
+  out = tmp_path / "test.fa"
+  count, total = split_fasta.write(str(workdir), "test", str(out))
+  records = sequence_io.read_sequences(str(out))
+  assert count == len(records) > 0 and total == sum(len(r.sequence) for r in records)
+  ends = {}
+  for r in records:  # each is one stretch of its chromosome, whole blocks, never adjacent to another
+    chrom, span = r.record_id.split(":")
+    a, b = map(int, span.split("-"))
+    assert genome[chrom][a:b] == r.sequence and a % 500 == 0 and (b % 500 == 0 or b == 6000)
+    assert ends.get(chrom) != a
+    ends[chrom] = b
+  with pytest.raises(UserError, match="must be train"):
+    split_fasta.write(str(workdir), "dev", str(out))

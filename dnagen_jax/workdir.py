@@ -71,7 +71,7 @@ def evaluate_file(workdir: str, path: str, window: int = 0, stride: int = 0,
     json.dump(result, f, indent=2)
   tsv = os.path.join(workdir, f"eval_{name}_records.tsv")
   strided.write_tsv(tsv, scores)
-  print(f"{path}: {len(scores)} genes, {result['nucleotides']} nt | perplexity "
+  print(f"{path}: {len(scores)} records, {result['nucleotides']} nt | perplexity "
         f"{result['perplexity']:.4f} | {result['bits_per_nucleotide']:.4f} bits/nt | {seconds:.1f} s, "
         f"{result['nucleotides_per_second']:,.0f} nt/s -> {out}, {tsv}")
   return result

@@ -219,3 +219,24 @@ def test_split_fasta_joins_test_windows_into_segments(tmp_path):
     ends[chrom] = b
   with pytest.raises(UserError, match="must be train"):
     split_fasta.write(str(workdir), "dev", str(out))
+
+
+ECOLI = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "genomes",
+                     "ecoli_k12_mg1655.fasta.gz")
+
+
+@pytest.mark.slow
+def test_a_bacterial_genome_scored_whole_by_an_ngram_in_windows():
+  """E. coli (4.6 Mbp, one record): strided windows of 2^20 equal the whole-record pass exactly."""
+  if not os.path.exists(ECOLI):
+    pytest.skip("../shared/data/genomes/ecoli_k12_mg1655.fasta.gz not present")
+  from dnagen_jax.data import sequence_io  # pylint: disable=g-import-not-at-top
+  (rec,) = list(sequence_io.iter_records(ECOLI))
+  model = NGramModel.fit([rec.sequence[:1_000_000]], 8, "kneser_ney")
+  scorer = NGramScorer(model)
+  plan = strided.resolve_plan(scorer)
+  scores = strided.score_records(scorer, [rec], plan)
+  whole = model.log_probs([rec.sequence])[0]
+  assert scores[0].length == len(rec.sequence) == whole.size
+  assert scores[0].windows == len(strided.window_spans(len(rec.sequence), plan)) == 5
+  np.testing.assert_allclose(scores[0].log_likelihood, whole.sum(), rtol=1e-12)

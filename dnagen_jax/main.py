@@ -32,7 +32,7 @@ flags.DEFINE_enum("mode", "train", ["train", "eval", "bench", "sweep", "mutate",
                   "What to run.")
 flags.DEFINE_string("eval_file", None, "eval: CSV or FASTA file to score.")
 flags.DEFINE_integer("eval_window", 0, "eval: nucleotides per window for records longer than it "
-                     "(0 = the model's default: model.max_len; 2^20 for N-grams); docs/genomes.md.")
+                     "(0 = the model's default: its training window or model.max_len; 2^20 for N-grams); docs/genomes.md.")
 flags.DEFINE_integer("eval_stride", 0, "eval: new nucleotides scored per window; the window's first "
                      "window - stride are context only (0 = default: half the window; N-grams keep order - 1).")
 flags.DEFINE_bool("eval_carry_state", False, "eval: LSTM/GRU: carry the state across windows "

@@ -62,7 +62,7 @@ class Plan:
 def resolve_plan(scorer: Scorer, window: int = 0, stride: int = 0) -> Plan:
   """The scorer's default window and stride where 0, checked. One-line UserError when they cannot work.
 
-  Defaults (`Scorer.eval_defaults`): neural models W = model.max_len, S = W / 2;
+  Defaults (`Scorer.eval_defaults`): neural models W = data.window (else model.max_len), S = W / 2;
   N-grams of order n W = 2^20, C = (n - 1) k (exact); the infinigram C = 2^16
   (its cap - 1 if capped); a mixture the smallest of its components'.
   """

@@ -280,3 +280,36 @@ def test_real_genome_blocks_without_leakage(tmp_path):
   assert_no_leak(config)
   total = sum(int(storage.data_source(config.data, s).lengths.sum()) for s in ("validation", "test"))
   assert 0 < total < 230_208
+
+
+def test_study_on_windows_nested_whole_blocks(tmp_path, genome):
+  """--mode=study on a windowed data set: nested sizes of whole blocks, k-mer tokens on windows."""
+  import ml_collections
+  from dnagen_jax.data import subsets
+  from dnagen_jax.study import runner
+  path, _ = genome
+  base = window_config(tmp_path / "tfds", path).data
+  study = ml_collections.ConfigDict()
+  study.name = "windows"
+  study.data = ml_collections.ConfigDict(dict(
+      data_dir=base.data_dir, source="files", files=path, unknown_policy="n", window=1000, stride=1000,
+      block_size=10_000, val_fraction=0.2, test_fraction=0.2, n_run_cut=1, max_n_fraction=0.0))
+  study.fractions, study.nucleotides = (), (20_000, 60_000)
+  study.target_losses, study.bootstrap, study.fit_seed = (2.1,), 20, 0
+  study.families = ml_collections.ConfigDict({"kn": dict(
+      config="configs/ngram.py", overrides={}, kmers=(1, 2), seeds=(0,), budget="", ngram_orders=(2,))})
+  out = runner.run(study, str(tmp_path / "study"))
+  rows = out["rows"]
+  assert len(rows) == 4 and all(r["test_bits_per_nt"] > 1.9 for r in rows)  # random sequence: ~2 bits/nt
+  # The subsets themselves: nested, made of whole blocks, at least D nucleotides.
+  cfg = window_config(tmp_path / "tfds", path, **{k: study.data[k] for k in (
+      "unknown_policy", "window", "stride", "block_size", "n_run_cut", "max_n_fraction")}).data
+  full = storage.data_source(cfg, "train")
+  keys = np.asarray(full.block_keys(cfg.block_size))
+  previous = set()
+  for d in (5_000, 20_000, 60_000, 120_000):
+    idx = subsets.block_prefix_indices(keys, full.lengths, d)
+    blocks = set(keys[idx])
+    assert previous <= blocks and full.lengths[idx].sum() >= d
+    assert np.isin(keys, list(blocks)).sum() == idx.size  # every window of a chosen block
+    previous = blocks

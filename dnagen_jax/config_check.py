@@ -56,9 +56,9 @@ def validate(config) -> None:
   kmer = config.data.get("kmer", 1)
   if kmer not in range(1, 7):
     raise UserError(f"config.data.kmer={kmer!r} must be 1 (nucleotides) or a k-mer length 2..6")
-  if kmer > 1 and config.data.unknown_policy == "n":
+  if kmer > 1 and config.data.unknown_policy == "n" and config.data.get("max_n_fraction", 1.0) > 0:
     raise UserError(f"config.data.kmer={kmer} reads A, C, G, T only: use data.unknown_policy "
-                    "'error' or 'skip', not 'n'")
+                    "'error' or 'skip', not 'n' (or, for windows, data.max_n_fraction=0)")
   if config.data.get("train_nucleotides", 0) < 0:
     raise UserError(f"config.data.train_nucleotides={config.data.train_nucleotides} must be >= 0 (0 = all)")
   _validate_windows(config)

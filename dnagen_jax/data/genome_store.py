@@ -215,8 +215,8 @@ def prepare_file(file_index: int, path: str, folder: str, s: dict, bed: dict | N
   if not records:
     raise UserError(f"{path}: no sequences found")
   shards = writer.close()
-  cat = {sp: {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in o.items()}
-         for sp, o in out.items()}
+  cat = {sp: {k: np.concatenate(o[k]) if o[k] else np.zeros(0, np.int64)
+              for k in ("record", "start", "length", "jitter")} for sp, o in out.items()}
   return {"records": records, "shards": shards, "windows": cat, "nucleotides": writer.offset}
 
 

@@ -219,6 +219,9 @@ def test_split_fasta_joins_test_windows_into_segments(tmp_path):
     ends[chrom] = b
   with pytest.raises(UserError, match="must be train"):
     split_fasta.write(str(workdir), "dev", str(out))
+  with pytest.raises(UserError, match="config.json missing"):
+    split_fasta.write(str(tmp_path / "nothing"), "test", str(tmp_path / "x.fa"))
+  assert not os.path.exists(tmp_path / "x.fa")
 
 
 ECOLI = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "genomes",

@@ -57,15 +57,20 @@ def write(workdir: str, split: str, out: str) -> tuple[int, int]:
     raise UserError(f"--split={split!r} must be train, validation or test")
   config = ml_collections.ConfigDict(config_check.read_workdir_config(workdir))
   count = total = 0
-  with open(out, "w") as f:
-    for rid, seq in segments(config.data, split):
-      f.write(f">{rid}\n")
-      for i in range(0, len(seq), LINE):
-        f.write(seq[i:i + LINE] + "\n")
-      count, total = count + 1, total + len(seq)
-  if not count:
-    os.remove(out)
-    raise UserError(f"{workdir}: the {split} split is empty")
+  tmp = out + ".tmp"
+  try:
+    with open(tmp, "w") as f:
+      for rid, seq in segments(config.data, split):
+        f.write(f">{rid}\n")
+        for i in range(0, len(seq), LINE):
+          f.write(seq[i:i + LINE] + "\n")
+        count, total = count + 1, total + len(seq)
+    if not count:
+      raise UserError(f"{workdir}: the {split} split is empty")
+    os.replace(tmp, out)  # nothing half-written under the final name
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
   return count, total
 
 

@@ -55,7 +55,6 @@ class CarriedScorer:
     self.scorer, self.window = scorer, int(window)
     self.segments, self.warmup, self.min_segment = int(segments), int(warmup), int(min_segment)
     self.mesh = scorer.mesh
-    self.rows = mesh_utils.round_to_devices(max(1, self.segments), self.mesh)
 
   @functools.cached_property
   def _chunk(self):

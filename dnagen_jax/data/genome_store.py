@@ -4,8 +4,8 @@ Preparation (`prepare`) reads each input file one record at a time
 (`sources`), writes its tokens (one byte per nucleotide, `tokens.LOWER` set
 on soft-masked bases) to array_record files of CHUNK-byte records, and keeps
 only the windows' coordinates (`splits`, `windows`). Files are prepared in
-parallel, one process per core; a single file overlaps decompression (a
-thread) with the rest. Everything is written into a temporary folder that is
+parallel, one thread per core (decompression and numpy release the GIL); a
+single file overlaps its decompression (a thread) with the rest. Everything is written into a temporary folder that is
 renamed into place when complete, so a failed or interrupted preparation
 leaves nothing that a later run would trust.
 
@@ -26,7 +26,6 @@ import concurrent.futures
 import fcntl
 import hashlib
 import json
-import multiprocessing
 import os
 import queue
 import shutil
@@ -234,9 +233,11 @@ def _build(s: dict, folder: str) -> None:
   jobs = [(i, f, folder, s, bed) for i, f in enumerate(files)]
   workers = min(len(files), os.cpu_count() or 1, 8)
   if workers > 1:
-    ctx = multiprocessing.get_context("spawn")  # the caller may hold JAX's threads: never fork
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-      parts = list(pool.map(prepare_file, *zip(*jobs)))
+    # Threads, not processes: decompression (zlib, lzma) and numpy's table look-ups
+    # release the GIL, and threads need no re-import of the caller's main module
+    # (which a spawned process does, and a script without a __main__ guard would deadlock on the lock).
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+      parts = list(pool.map(lambda job: prepare_file(*job), jobs))
   else:
     parts = [prepare_file(*jobs[0], prefetch=True)]
   ids, rec_file, rec_offset, rec_length = [], [], [], []

@@ -264,15 +264,17 @@ def _build(s: dict, folder: str) -> None:
     for k in ("record", "start", "length", "jitter"):
       arrays[f"{sp}_{k}"] = np.concatenate(index[sp][k]).astype(np.int64)
     counts[sp] = {"windows": int(arrays[f"{sp}_start"].size), "nucleotides": int(arrays[f"{sp}_length"].sum())}
+  where = files[0] + (f" (and {len(files) - 1} more files)" if len(files) > 1 else "")
   if not any(c["windows"] for c in counts.values()):
-    raise UserError(f"{', '.join(files)}: every window was filtered out (data.min_length="
+    raise UserError(f"{where}: every window was filtered out (data.min_length="
                     f"{s['min_length']}, data.max_n_fraction={s['max_n_fraction']}, data.n_run_cut="
                     f"{s['n_run_cut']}); loosen these filters")
   for sp, c in counts.items():
     if not c["windows"]:
-      raise UserError(f"{', '.join(files)}: the {sp} split has no windows (split_by={s['split_by']}, "
+      raise UserError(f"{where}: the {sp} split has no windows (split_by={s['split_by']}, "
                       f"val/test fractions {s['val_fraction']}/{s['test_fraction']}, block_size "
-                      f"{s['block_size']}; too few records or blocks for every split)")
+                      f"{s['block_size']}): too few records or blocks for every split; name each "
+                      f"record's split in a BED file (split_by='bed') or use split_by='blocks'")
   np.savez(os.path.join(folder, "index.npz"), **arrays)
   meta = {"settings": s, "record_ids": ids, "shards": [p["shards"] for p in parts], "chunk": CHUNK,
           "counts": counts, "nucleotides": int(sum(p["nucleotides"] for p in parts))}

@@ -52,6 +52,9 @@ def settings(data_config) -> dict:
   if data_config.source != "files":
     raise UserError(f"data.window={data_config.window} and data.split_by cut files into windows: "
                     "set data.source='files' and data.files")
+  window, stride = int(data_config.window), int(data_config.stride)
+  if window < 0 or (window > 0 and not 1 <= stride <= window):  # config_check says it first for trained configs
+    raise UserError(f"config.data.stride={stride} must be in 1..data.window={window} (and the window >= 0)")
   files = tuple(os.path.abspath(f) for f in sequence_io.expand_paths(data_config.files or ""))
   rule = splits.resolve(data_config.split_by, int(data_config.window))
   out = dict(version=VERSION, files=files,

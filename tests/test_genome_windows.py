@@ -334,3 +334,14 @@ def test_study_on_windows_nested_whole_blocks(tmp_path, genome):
     assert previous <= blocks and full.lengths[idx].sum() >= d
     assert np.isin(keys, list(blocks)).sum() == idx.size  # every window of a chosen block
     previous = blocks
+
+
+def test_window_batches_are_a_function_of_the_step(tmp_path, genome):
+  """A resumed run reads the same shifted windows: batch s depends on (seed, s) alone."""
+  path, _ = genome
+  config = window_config(tmp_path, path, reverse_complement=True)
+  a, b = batching.TrainBatches(config.data, 8, seed=3), batching.TrainBatches(config.data, 8, seed=3)
+  steps = (a.batches_per_epoch + 2, 1, 0)  # out of order, across an epoch boundary
+  for step in steps:
+    np.testing.assert_array_equal(a._batch(step)["targets"], b._batch(step)["targets"])
+  assert not np.array_equal(a._batch(0)["targets"], a._batch(a.batches_per_epoch)["targets"])

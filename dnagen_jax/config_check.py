@@ -102,7 +102,8 @@ RESUME_FIELDS = {
     "model": ("name", "embed_dim", "hidden_dim", "num_layers", "position_embedding", "max_len",
               "num_heads", "head_dim", "mlp_dim", "init", "ngram_order", "ngram_smoothing",
               "ngram_k", "ngram_kn_lower_discounts", "infinigram_max_order", "infinigram_raw_from",
-              "infinigram_above", "mixture_workdirs", "mixture_feature", "mixture_buckets"),
+              "infinigram_above", "mixture_workdirs", "mixture_feature", "mixture_buckets",
+              "bias_pair"),
     "data": ("source", "files", "min_length", "max_length", "unknown_policy", "val_fraction",
              "test_fraction", "synthetic_order", "synthetic_alpha", "synthetic_seed",
              "synthetic_sizes", "train_nucleotides", "kmer"),
@@ -116,6 +117,7 @@ LEGACY_DEFAULTS = {
     ("data", "num_buckets"): 0,
     ("data", "train_nucleotides"): 0,
     ("data", "kmer"): 1,
+    ("model", "bias_pair"): False,
 }
 
 

@@ -73,7 +73,7 @@ def train(config, train_seqs: list[str], val_seqs: list[str], *, minutes: float,
   trainer = torch_twins.TorchTrainer(config, config.train.seed)
   tc = config.train
   total = batches_per_epoch * tc.num_epochs
-  warmup = max(1, min(tc.warmup_steps, total))
+  warmup = max(0, min(tc.warmup_steps, total))  # 0: none (steps.make_optimizer)
 
   def lr_factor(step: int) -> float:  # optax's warm-up (+ cosine to 10%) schedule
     if step < warmup:

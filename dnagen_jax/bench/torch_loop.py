@@ -57,12 +57,16 @@ def score_batches(model, genes: list[np.ndarray], batch_size: int, cut: int) -> 
 
 
 def train(config, train_seqs: list[str], val_seqs: list[str], *, minutes: float, epochs: int,
-          eval_every: int, sort_noise: float = 50.0, on_point=None) -> dict:
+          eval_every: int, sort_noise: float = 50.0, on_point=None,
+          eval_at_nucleotides=()) -> dict:
   """Trains the twin of `config.model`; returns validation points and totals.
 
   Stops after `epochs` epochs or `minutes` of wall time, whichever comes first
   (0 = no limit). Points: {step, nucleotides_seen, time_s, perplexity}, each
   also handed to `on_point` as it is made (so that a long run keeps them).
+  eval_at_nucleotides: also validate after the first step whose running count
+  of real nucleotides reaches each of these (the other library's validation
+  points: the two curves then meet at matched nucleotide counts).
   """
   cut = config.data.length_buckets[-1]
   batch_size = config.train.batch_size
@@ -89,6 +93,7 @@ def train(config, train_seqs: list[str], val_seqs: list[str], *, minutes: float,
   t0 = time.perf_counter()
   out_of_time = lambda: minutes and time.perf_counter() - t0 >= 60 * minutes
   last_step = batches_per_epoch * epochs if epochs else None
+  targets = sorted(eval_at_nucleotides)
 
   def validate():
     nonlocal val_s
@@ -111,7 +116,10 @@ def train(config, train_seqs: list[str], val_seqs: list[str], *, minutes: float,
       step += 1
       seen += int(batch["mask"].sum())
       padded += batch["mask"].numel()
-      if step % eval_every == 0 or step == last_step or out_of_time():
+      reached = bool(targets) and seen >= targets[0]
+      while targets and seen >= targets[0]:
+        targets.pop(0)
+      if step % eval_every == 0 or step == last_step or out_of_time() or reached:
         validate()
       if out_of_time():
         break

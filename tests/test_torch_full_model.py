@@ -134,3 +134,23 @@ def test_stored_reference_is_what_torch_computes(kind):
   live = gen.torch_reference(kind, params, BATCH)
   for key, value in live.items():
     np.testing.assert_allclose(STORED[f"{kind}/{key}"], value, rtol=1e-5, atol=1e-7, err_msg=key)
+
+
+def test_old_workdirs_keep_one_bias(tmp_path):
+  """A workdir written before model.bias_pair reads as one bias (its checkpoints' layout); resuming it
+  under the new default is refused in one line, with the field named."""
+  import json  # pylint: disable=g-import-not-at-top
+  from configs import default  # pylint: disable=g-import-not-at-top
+  from dnagen_jax import config_check  # pylint: disable=g-import-not-at-top
+  from dnagen_jax.errors import UserError  # pylint: disable=g-import-not-at-top
+  config = default.get_config()
+  assert config.model.bias_pair
+  old = json.loads(config.to_json_best_effort())
+  del old["model"]["bias_pair"]
+  (tmp_path / "config.json").write_text(json.dumps(old))
+  read = ml_collections.ConfigDict(config_check.read_workdir_config(str(tmp_path)))
+  assert read.model.bias_pair is False
+  model = nnx.eval_shape(lambda: recurrent.RecurrentLM(read.model, rngs=nnx.Rngs(0)))
+  assert not hasattr(model.layers[0], "b_hh")
+  with pytest.raises(UserError, match="bias_pair"):
+    config_check.write_or_check_workdir_config(config, str(tmp_path))

@@ -64,10 +64,11 @@ def test_loop_benchmark_trains_both_and_writes_curves(tfds_dir, tmp_path):
   if step_speed.torch_available():  # the PyTorch curve is on disk as it is made
     kept = [json.loads(line) for line in (tmp_path / "torch_points.jsonl").read_text().splitlines()]
     assert kept == result["sides"][next(k for k in result["sides"] if k != "dnagen_jax")]["points"]
-    # and validated at the project's nucleotide counts too: matched within one batch
+    # and validated around the project's nucleotide counts too: read between points one batch apart
     assert len(result["equal_nucleotides"]) == 2 and "equal_time" in result
     for row in result["equal_nucleotides"]:
-      assert abs(row["other_nucleotides"] - row["nucleotides"]) < 8 * 128  # one batch at most
+      lo, hi = row["other_nucleotides"]
+      assert lo <= row["nucleotides"] <= hi and hi - lo <= 8 * 128       # one batch at most
   ours = result["sides"]["dnagen_jax"]
   assert set(ours["outside_step_s"]) == {"compile", "host", "validation", "checkpoint"}
   with pytest.raises(UserError, match="trains from scratch"):

@@ -95,19 +95,28 @@ def _summary(side: dict, batches_per_epoch: int) -> dict:
 def matched_points(ours: dict, theirs: dict) -> tuple[list[dict], list[dict]]:
   """The two curves compared point by point: (at equal nucleotides, at equal time).
 
-  At equal nucleotides: each of `ours`' validation points against `theirs`' point
-  with the nearest count of nucleotides seen (torch_loop validates after the step
-  that reaches each of ours: `eval_at_nucleotides`; within one batch). At equal time: each of `theirs`' points against
-  `ours`' last point at or before that wall time (what our run had reached then).
-  Rows: {nucleotides / time_s of both, perplexity of both, difference (ours - theirs)}.
+  At equal nucleotides: each of `ours`' validation points against `theirs`'
+  curve read at the same count, linearly between their two points around it
+  (torch_loop validates one batch before and after each of ours on purpose:
+  `eval_at_nucleotides`), or their nearest point where none lies beyond;
+  `other_nucleotides` are the two counts read between. At equal time: each of
+  `theirs`' points against `ours`' last point at or before that wall time
+  (what our run had reached then). Rows also hold difference = ours - theirs.
   """
   by_nt, by_time = [], []
   for p in ours["points"]:
-    if theirs["points"]:
-      q = min(theirs["points"], key=lambda q: abs(q["nucleotides_seen"] - p["nucleotides_seen"]))
-      by_nt.append({"nucleotides": p["nucleotides_seen"], "other_nucleotides": q["nucleotides_seen"],
-                    "perplexity": p["perplexity"], "other_perplexity": q["perplexity"],
-                    "difference": p["perplexity"] - q["perplexity"]})
+    n = p["nucleotides_seen"]
+    below = [q for q in theirs["points"] if q["nucleotides_seen"] <= n]
+    above = [q for q in theirs["points"] if q["nucleotides_seen"] >= n]
+    if not below and not above:
+      continue
+    lo, hi = (below or above)[-1 if below else 0], (above or below)[0 if above else -1]
+    span = hi["nucleotides_seen"] - lo["nucleotides_seen"]
+    w = (n - lo["nucleotides_seen"]) / span if span else 0.0
+    other = lo["perplexity"] + w * (hi["perplexity"] - lo["perplexity"])
+    by_nt.append({"nucleotides": n, "other_nucleotides": [lo["nucleotides_seen"], hi["nucleotides_seen"]],
+                  "perplexity": p["perplexity"], "other_perplexity": other,
+                  "difference": p["perplexity"] - other})
   for q in theirs["points"]:
     before = [p for p in ours["points"] if p["time_s"] <= q["time_s"]]
     if before:
@@ -162,7 +171,8 @@ def _print_table(result: dict) -> None:
   if "equal_nucleotides" in result:
     print(f"validation perplexity at equal nucleotides ({libs[0]} - {libs[1]}):", flush=True)
     for r in result["equal_nucleotides"]:
-      print(f"  {r['nucleotides'] / 1e6:7.3f}M / {r['other_nucleotides'] / 1e6:7.3f}M nt: "
+      lo, hi = r["other_nucleotides"]
+      print(f"  {r['nucleotides'] / 1e6:7.3f}M nt (theirs read between {lo / 1e6:.3f}M and {hi / 1e6:.3f}M): "
             f"{r['perplexity']:.4f} / {r['other_perplexity']:.4f}  ({r['difference']:+.4f})", flush=True)
     print(f"validation perplexity at equal time ({libs[0]}'s last point before {libs[1]}'s):", flush=True)
     for r in result["equal_time"]:

@@ -64,9 +64,10 @@ def train(config, train_seqs: list[str], val_seqs: list[str], *, minutes: float,
   Stops after `epochs` epochs or `minutes` of wall time, whichever comes first
   (0 = no limit). Points: {step, nucleotides_seen, time_s, perplexity}, each
   also handed to `on_point` as it is made (so that a long run keeps them).
-  eval_at_nucleotides: also validate after the first step whose running count
-  of real nucleotides reaches each of these (the other library's validation
-  points: the two curves then meet at matched nucleotide counts).
+  eval_at_nucleotides: also validate on both sides of each of these running
+  counts of real nucleotides (the other library's validation points): before
+  the step that reaches it and after it, so that the curve can be read there
+  between two points one batch apart (`loop_speed.matched_points`).
   """
   cut = config.data.length_buckets[-1]
   batch_size = config.train.batch_size
@@ -111,10 +112,13 @@ def train(config, train_seqs: list[str], val_seqs: list[str], *, minutes: float,
     plan = order.reshape(-1, batch_size)[rng.permutation(batches_per_epoch)]
     for rows in plan:
       batch = _batch([train_genes[i] for i in rows], cut)
+      ahead = int(batch["mask"].sum())
+      if targets and seen < targets[0] <= seen + ahead and not (points and points[-1]["step"] == step):
+        validate()  # the point just before the count: the lower end of the bracket
       trainer.train_step(batch)
       schedule.step()
       step += 1
-      seen += int(batch["mask"].sum())
+      seen += ahead
       padded += batch["mask"].numel()
       reached = bool(targets) and seen >= targets[0]
       while targets and seen >= targets[0]:

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 from flax import nnx
 
 from dnagen_jax import models
@@ -93,6 +94,7 @@ def _reference_losses(config) -> list[float]:
   return losses
 
 
+@pytest.mark.slow  # 40 CPU-seconds; the default suite guards the step itself (test_torch_full_model.py)
 def test_loop_matches_plain_jax_reference(tfds_dir, tmp_path):
   config = _config(tfds_dir)
   assert jax.device_count() == 8

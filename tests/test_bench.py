@@ -60,10 +60,14 @@ def test_loop_benchmark_trains_both_and_writes_curves(tfds_dir, tmp_path):
     assert side["real_nt_per_s"] > 0 and 0 <= side["padding_fraction"] < 1
     assert abs(side["epochs"] - 1) < 1e-9                      # the same budget for both
     assert [p["step"] for p in side["points"]] == [4, 8]      # 8 steps per epoch, 2 evaluations
-    assert all(1 < p["perplexity"] < 8 for p in side["points"])
+    # Both learn: 8 warm-up steps take validation from ~7.9 to ~7.2 (uniform over the 8 tokens: 8).
+    first, last = (p["perplexity"] for p in side["points"])
+    assert last < first - 0.3 and first < 8
   if step_speed.torch_available():  # the PyTorch curve is on disk as it is made
     kept = [json.loads(line) for line in (tmp_path / "torch_points.jsonl").read_text().splitlines()]
     assert [p["step"] for p in kept] == [4, 8]
+    for a, b in zip(*(result["sides"][k]["points"] for k in result["sides"])):  # measured within 0.8%
+      assert a["perplexity"] == pytest.approx(b["perplexity"], rel=0.03)
   ours = result["sides"]["dnagen_jax"]
   assert set(ours["outside_step_s"]) == {"compile", "host", "validation", "checkpoint"}
   with pytest.raises(UserError, match="trains from scratch"):

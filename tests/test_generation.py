@@ -53,29 +53,45 @@ def test_sampling_agrees_with_scoring(family):
   scorer = _scorer(family)
   sampler = generation.from_scorer(scorer, batch_size=3)
   prompt, length = "GATC", 24
+  paths = (False,) if family == "infinigram" else (True, False)  # the infinigram has one path
   runs = {cache: sampler.generate(prompt, 3, length, Controls(seed=4), cache=cache, record=True)
-          for cache in (True, False)}
+          for cache in paths}
   for cache, samples in runs.items():
     seqs = [prompt + s for s in samples.sequences()]
     assert all(len(s) == len(prompt) + length for s in seqs)
     for row, lp in enumerate(scorer.token_log_probs(seqs)):
       drawn = samples.log_probs[row, np.arange(length), samples.tokens[row]]
       np.testing.assert_allclose(drawn, lp[len(prompt):], atol=2e-5, err_msg=f"cache={cache}")
-  # The same keys and (to rounding) the same distributions: the same samples.
-  np.testing.assert_array_equal(runs[True].tokens, runs[False].tokens)
+  # The same keys and (to rounding) the same distributions: the same samples. (The infinigram has
+  # one path, its naive loop; test_capped_infinigram_samples_as_the_ngram_cache checks it.)
+  np.testing.assert_array_equal(runs[paths[0]].tokens, runs[False].tokens)
   # Every outcome, not only the drawn one: the scorer on prefix + o for each o.
-  prefixes = ["", "A", prompt + runs[True].sequences()[0][:7]]
-  for cache in (True, False):
+  prefixes = ["", "A", prompt + runs[False].sequences()[0][:7]]
+  for cache in paths:
     got = sampler.next_log_probs(prefixes, cache=cache)
     for i, p in enumerate(prefixes):
       want = [scorer.token_log_probs([p + o])[0][-1] for o in "ACGT"]
       np.testing.assert_allclose(got[i, tokens.encode("ACGT")], want, atol=2e-5)
   # At temperature 1 without filters, the draw is that distribution over A, C, G, T, renormalised.
-  logp = runs[True].log_probs[0]
+  logp = runs[paths[0]].log_probs[0]
   x = np.asarray(sampler_lib.sampling_log_probs(logp, sampler.allowed, Controls()))
   want = np.exp(logp[:, 3:7]) / np.exp(logp[:, 3:7]).sum(axis=1, keepdims=True)
   np.testing.assert_allclose(np.exp(x[:, 3:7]), want, atol=1e-5)
   assert np.all(np.exp(x[:, :3]) == 0) and np.all(np.exp(x[:, 7]) == 0)
+
+
+def test_capped_infinigram_samples_as_the_ngram_cache():
+  """An infinigram capped at 4 is the KN 4-gram (to 1e-12): its whole-prefix sampler draws the
+  N-gram's table-context (cached) samples, token for token, from the same seed."""
+  train = SOURCE.sample(200, 0)
+  capped = generation.from_scorer(
+      NGramScorer(InfiniGram.fit(train, cap=4, lower_discounts="0.6,1.1,1.7")), batch_size=3)
+  table = generation.from_scorer(
+      NGramScorer(NGramModel.fit(train, 4, "kneser_ney", lower_discounts="0.6,1.1,1.7")), batch_size=3)
+  ours = capped.generate("GATC", 3, 24, Controls(seed=4), record=True)
+  theirs = table.generate("GATC", 3, 24, Controls(seed=4), cache=True, record=True)
+  np.testing.assert_array_equal(ours.tokens, theirs.tokens)
+  np.testing.assert_allclose(ours.log_probs, theirs.log_probs, atol=1e-9)
 
 
 def test_transformer_greedy_kv_cache_equals_recomputation():

@@ -69,6 +69,12 @@ def test_loop_benchmark_trains_both_and_writes_curves(tfds_dir, tmp_path):
     for a, b in zip(*(result["sides"][k]["points"] for k in result["sides"])):  # measured within 0.8%
       assert a["perplexity"] == pytest.approx(b["perplexity"], rel=0.03)
   ours = result["sides"]["dnagen_jax"]
+  # Without torch too: our curve against PyTorch's, stored by tests/data/make_torch_reference.py.
+  from tests.test_torch_reference import stored_loop_curve  # pylint: disable=g-import-not-at-top
+  steps, torch_perplexity = stored_loop_curve()
+  assert [p["step"] for p in ours["points"]] == steps.tolist()
+  for p, want in zip(ours["points"], torch_perplexity):
+    assert p["perplexity"] == pytest.approx(want, rel=0.03)
   assert set(ours["outside_step_s"]) == {"compile", "host", "validation", "checkpoint"}
   with pytest.raises(UserError, match="trains from scratch"):
     loop_speed.run(config, str(tmp_path), epochs=1)           # never overwrites a finished run

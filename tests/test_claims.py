@@ -126,6 +126,25 @@ def test_mixture_with_a_short_gru(claims_env, genes_csv):
   assert _results(mix)["test_perplexity"] == pytest.approx(3.3007, abs=0.005)
 
 
+def test_kneser_ney_12_gram_scores_well_but_samples_far_from_genes(claims_env, genes_csv):
+  """README (Generation): a Kneser-Ney 12-gram on genes.csv, test perplexity 3.5887, samples genes
+  whose 2-mer divergence from real genes is 44x the real-vs-real yardstick (docs/generation.md's
+  commands: train, --mode=generate 100 x 1000 nt seed 0, --mode=sample_report). Tolerance: the
+  perplexity to its rounding, the ratio within 10% (numpy's sampling is exact across machines)."""
+  kn12 = _trained(claims_env, "kn12", "--config=configs/ngram.py", *_files(genes_csv),
+                  "--config.model.ngram_order=12")
+  assert _results(kn12)["test_perplexity"] == pytest.approx(3.5887, abs=1e-4)
+  fa = str(claims_env[1] / "kn12.fa")
+  _main(claims_env, "--mode=generate", f"--workdir={kn12}", "--num_samples=100", "--max_length=1000",
+        "--seed=0", f"--out={fa}")
+  out = str(claims_env[1] / "kn12_report")
+  _main(claims_env, "--mode=sample_report", f"--workdir={kn12}", f"--samples={fa}", f"--out={out}")
+  with open(os.path.join(out, "kn12_report.json")) as f:
+    js = json.load(f)["kmer_js_bits"]
+  two = js["k"].index(2)
+  assert js["samples_vs_reference"][two] / js["real_vs_real"][two] == pytest.approx(44, rel=0.1)
+
+
 # ------------------------------------------------------------------ mutation detection
 
 

@@ -13,6 +13,7 @@ from dnagen_jax import scoring
 from dnagen_jax.data import tokens
 from dnagen_jax.data.synthetic import MarkovSource
 from dnagen_jax.errors import UserError
+from dnagen_jax.generation import generate as generate_mode
 from dnagen_jax.generation import report
 from dnagen_jax.generation import sampler as sampler_lib
 from dnagen_jax.generation import stats
@@ -262,17 +263,25 @@ def test_generate_and_report_through_main(ngram_workdir, tmp_path):
 ])
 def test_generate_bad_input(ngram_workdir, tmp_path, args, expected):
   out = tmp_path / "never.fa"
-  proc = run_main("--mode=generate", f"--workdir={ngram_workdir}", f"--out={out}", *args)
-  lines = proc.stderr.strip().splitlines()
-  assert proc.returncode == 2 and len(lines) == 1 and expected in lines[0], proc.stderr
+  if args[0].startswith("--prompts"):  # through the command line: exit 2, one line
+    proc = run_main("--mode=generate", f"--workdir={ngram_workdir}", f"--out={out}", *args)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and expected in lines[0], proc.stderr
+  else:  # main hands these flags to Controls unchanged: the same check in-process (no 3 s start-up)
+    flags = dict(a[2:].split("=") for a in args)
+    controls = Controls(temperature=float(flags.get("temperature", 1.0)), top_p=float(flags.get("top_p", 1.0)),
+                        top_k=int(flags["top_k"]) if "top_k" in flags else None)
+    with pytest.raises(UserError) as e:
+      generate_mode.run(ngram_workdir, str(out), 5, 40, controls)
+    assert expected in str(e.value) and "\n" not in str(e.value)
   assert not out.exists()
 
 
 def test_generate_needs_a_trained_model(tmp_path):
   out = tmp_path / "never.fa"
-  proc = run_main("--mode=generate", f"--workdir={tmp_path / 'empty'}", f"--out={out}")
-  lines = proc.stderr.strip().splitlines()
-  assert proc.returncode == 2 and len(lines) == 1 and "no trained model here" in lines[0]
+  with pytest.raises(UserError) as e:  # in-process; the command line's exit 2 is test_generate_bad_input's
+    generate_mode.run(str(tmp_path / "empty"), str(out), 5, 40, Controls())
+  assert "no trained model here" in str(e.value) and "\n" not in str(e.value)
   assert not out.exists()
 
 
@@ -290,9 +299,9 @@ def test_generate_refuses_models_that_cannot_sample(ngram_workdir, tmp_path, cha
   workdir.mkdir()
   (workdir / "config.json").write_text(json.dumps(config))
   out = tmp_path / "never.fa"
-  proc = run_main("--mode=generate", f"--workdir={workdir}", f"--out={out}")
-  lines = proc.stderr.strip().splitlines()
-  assert proc.returncode == 2 and len(lines) == 1 and expected in lines[0], proc.stderr
+  with pytest.raises(UserError) as e:  # in-process; the command line's exit 2 is tested above
+    generate_mode.run(str(workdir), str(out), 5, 40, Controls())
+  assert expected in str(e.value) and "\n" not in str(e.value)
   assert not out.exists()
 
 

@@ -1,0 +1,116 @@
+"""Writes that fail for want of space or permission, said in one line.
+
+A full disk or a read-only folder reaches the trainer in many forms: an
+`OSError` from Python's own writes (metrics.jsonl, config.json, the data set's
+files), or an error from TensorStore/Orbax that carries the system's message
+in its text (a checkpoint's array files, written on background threads, which
+Orbax also logs with their tracebacks). `describe` recognises them all,
+following the chain of causes; `WriteFailed` carries a line that already
+names what could not be written (checkpoints.py raises it); `quiet_orbax`
+keeps Orbax's own log of such failures off the console while the one line
+says it; `last_checkpoint` names the newest complete checkpoint from the
+folder names (Orbax's complete ones are plain step numbers; cut-short saves
+carry a tmp suffix).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import re
+
+# errno values that mean "this file cannot be written here" (not a bug).
+WRITE_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+                errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
+                errno.EROFS: "read-only filesystem", errno.EFBIG: "file too large"}
+# The same, as the system's messages inside other libraries' error text.
+_MESSAGES = {os.strerror(e).lower(): text for e, text in WRITE_ERRNOS.items()}
+_PATH = re.compile(r'(?:file|writing|path)[:=]? "([^"]+)"')
+
+
+class WriteFailed(Exception):
+  """A write failed for want of space or permission; the message is the one line to show."""
+
+
+def _chain(error: BaseException):
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    yield error
+    error = error.__cause__ or error.__context__
+
+
+def reason(error: BaseException) -> str | None:
+  """'no space left on the device' (and the file, where known) for a failed write; else None."""
+  for e in _chain(error):
+    if isinstance(e, OSError) and e.errno in WRITE_ERRNOS:
+      return WRITE_ERRNOS[e.errno] + (f" ({e.filename})" if e.filename else "")
+  for e in _chain(error):
+    text = str(e)
+    for message, said in _MESSAGES.items():
+      if message in text.lower():
+        path = _PATH.search(text)
+        return said + (f" ({path.group(1)})" if path else "")
+  return None
+
+
+def describe(error: BaseException) -> str | None:
+  """The one line for a failed write ('cannot write ...: no space left on the device'), or None."""
+  for e in _chain(error):
+    if isinstance(e, WriteFailed):
+      return str(e)
+  said = reason(error)
+  return None if said is None else f"cannot write: {said}"
+
+
+def is_write_failure(record: logging.LogRecord) -> bool:
+  text = record.getMessage()
+  if record.exc_info and record.exc_info[1] is not None:
+    return reason(record.exc_info[1]) is not None
+  return any(m in text.lower() for m in _MESSAGES)
+
+
+_dropped: list = []  # the reasons of the failed writes that quiet_orbax kept off the console
+
+
+def last_dropped() -> str | None:
+  """The reason of the last failed write that Orbax logged (under quiet_orbax), if any."""
+  return _dropped[-1] if _dropped else None
+
+
+@contextlib.contextmanager
+def quiet_orbax():
+  """Drops Orbax's ERROR logs of failed writes (they reach the user as one line instead)."""
+  def keep(record):
+    if "orbax" in record.pathname and is_write_failure(record):
+      exc = record.exc_info[1] if record.exc_info else None
+      _dropped.append((reason(exc) if exc is not None else None) or record.getMessage()[:200])
+      return False
+    return True
+  logger = logging.getLogger("absl")
+  logger.addFilter(keep)
+  try:
+    yield
+  finally:
+    logger.removeFilter(keep)
+
+
+def complete_steps(directory: str) -> list[int]:
+  """Steps of the complete Orbax checkpoints in `directory`, oldest first."""
+  try:
+    names = os.listdir(directory)
+  except OSError:
+    return []
+  return sorted(int(n) for n in names if n.isdigit() and os.path.isdir(os.path.join(directory, n)))
+
+
+def last_checkpoint(workdir: str) -> str:
+  """'the last complete checkpoint is step N in WORKDIR/checkpoints; ...': what a user needs next."""
+  directory = os.path.join(workdir, "checkpoints")
+  steps = complete_steps(directory)
+  if not steps:
+    return f"no complete checkpoint in {directory} yet; free space (or fix permissions) and run again"
+  return (f"the last complete checkpoint is step {steps[-1]} in {directory}; free space (or fix "
+          f"permissions) and run the same command to resume")

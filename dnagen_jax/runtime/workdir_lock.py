@@ -38,13 +38,15 @@ import threading
 import time
 import uuid
 
-import jax
-
 from dnagen_jax.errors import UserError
 
 LOCK_NAME = "run.lock"
 HEARTBEAT_S = 30.0   # how often a live run refreshes its heartbeat
 STALE_S = 300.0      # a heartbeat older than this: the holder is dead (10 missed beats)
+
+class Locked(UserError):
+  """The workdir is held by another live run."""
+
 
 _held: dict = {}     # realpath(workdir) -> [_Lock or None, depth]: this process's locks
 
@@ -153,7 +155,7 @@ class _Lock:
           continue
         reason = stale_reason(info)
         if reason is None:
-          raise UserError(
+          raise Locked(
               f"{self.workdir} is in use by another run: {describe(info)}, lock file {self.path}; "
               f"wait for it to end or stop it (a lock whose process is gone is taken over by itself), "
               f"or use another --workdir")
@@ -211,9 +213,15 @@ def check(workdir: str) -> None:
                     f"stopped without saving")
 
 
+def _process() -> tuple[int, int]:
+  """(this process's index, the process count); JAX not imported means one process."""
+  jax = sys.modules.get("jax")
+  return (jax.process_index(), jax.process_count()) if jax is not None else (0, 1)
+
+
 def _agree(ok: bool) -> bool:
   """Process 0's `ok`, on every process."""
-  if jax.process_count() == 1:
+  if _process()[1] == 1:
     return ok
   import numpy as np  # pylint: disable=g-import-not-at-top
   from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
@@ -236,7 +244,7 @@ def hold(workdir: str):
       _held[key][1] -= 1
     return
   lock, error = None, None
-  if jax.process_index() == 0:
+  if _process()[0] == 0:
     os.makedirs(workdir, exist_ok=True)
     try:
       lock = _Lock(workdir).acquire()
@@ -245,7 +253,7 @@ def hold(workdir: str):
   if not _agree(error is None):
     if error is None:
       info = _read(os.path.join(workdir, LOCK_NAME))
-      error = UserError(f"{workdir} is in use by another run"
+      error = Locked(f"{workdir} is in use by another run"
                         f"{': ' + describe(info) if info else ''} (process 0 could not lock it)")
     raise error
   # SIGTERM outside the training loop (which catches it itself) still removes the lock.

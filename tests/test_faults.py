@@ -213,6 +213,20 @@ def test_stale_locks_are_taken_over_and_live_ones_refused(tmp_path, capsys, case
   assert len(err) == 1 and "taking over the lock" in err[0]
 
 
+def test_a_holder_on_another_host_that_missed_its_heartbeats_is_waited_for(tmp_path, monkeypatch,
+                                                                          capsys):
+  monkeypatch.setattr(workdir_lock, "HEARTBEAT_S", 0.1)
+  monkeypatch.setattr(workdir_lock, "STALE_S", 1.0)
+  workdir = str(tmp_path / "run")
+  _write_lock(workdir, host="node-elsewhere", heartbeat=time.time() - 0.5)   # a lost node, then a requeue
+  t0 = time.time()
+  with workdir_lock.hold(workdir):
+    assert json.load(open(os.path.join(workdir, workdir_lock.LOCK_NAME)))["pid"] == os.getpid()
+  assert 0.3 < time.time() - t0 < 5
+  err = capsys.readouterr().err
+  assert "missed its heartbeats; waiting" in err and "taking over the lock" in err
+
+
 def test_lock_heartbeat_release_reentry_and_loss(tmp_path, monkeypatch):
   monkeypatch.setattr(workdir_lock, "HEARTBEAT_S", 0.05)
   workdir = str(tmp_path / "run")

@@ -116,6 +116,7 @@ class _Lock:
                  "pid_start": _process_start(os.getpid()), "started": now, "heartbeat": now,
                  "token": uuid.uuid4().hex, "command": " ".join(sys.argv)[:500]}
     self.lost = None  # set by the heartbeat when another run took the lock over
+    self._waited = False
     self._stop = threading.Event()
     self._thread = None
 
@@ -154,6 +155,8 @@ class _Lock:
         if info is None:  # released in between
           continue
         reason = stale_reason(info)
+        if reason is None and self._wait_for_silent_holder(info):
+          continue
         if reason is None:
           raise Locked(
               f"{self.workdir} is in use by another run: {describe(info)}, lock file {self.path}; "
@@ -180,6 +183,22 @@ class _Lock:
     self._thread = threading.Thread(target=self._beat, name="workdir-lock-heartbeat", daemon=True)
     self._thread.start()
     return self
+
+  def _wait_for_silent_holder(self, info: dict) -> bool:
+    """A holder on another host that missed two heartbeats has probably died (a lost node, then
+    a requeue): wait until its lock is stale or beats again; True if we waited (look again)."""
+    age = time.time() - float(info["heartbeat"])
+    if info.get("host") == socket.gethostname() or age <= 2 * HEARTBEAT_S or self._waited:
+      return False
+    self._waited = True
+    print(f"{self.workdir}: the lock of {describe(info)} has missed its heartbeats; waiting up to "
+          f"{STALE_S - age:.0f} s for it to beat again or go stale", file=sys.stderr, flush=True)
+    while True:
+      time.sleep(max(0.0, min(HEARTBEAT_S, STALE_S - (time.time() - float(info["heartbeat"])) + 0.01)))
+      now = _read(self.path)
+      if (now is None or now.get("token") != info.get("token")
+          or now.get("heartbeat") != info["heartbeat"] or stale_reason(now) is not None):
+        return True
 
   def _beat(self) -> None:
     while not self._stop.wait(HEARTBEAT_S):

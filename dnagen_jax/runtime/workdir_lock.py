@@ -222,6 +222,8 @@ class _Lock:
     if info and info.get("token") == self.info["token"]:
       with contextlib.suppress(OSError):
         os.unlink(self.path)
+    with contextlib.suppress(OSError):  # a heartbeat's temporary file that a full disk cut short
+      os.unlink(f"{self.path}.{self.info['token']}.tmp")
 
 
 def check(workdir: str) -> None:

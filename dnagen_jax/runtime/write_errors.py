@@ -20,6 +20,7 @@ import errno
 import logging
 import os
 import re
+import sys
 
 # errno values that mean "this file cannot be written here" (not a bug).
 WRITE_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
@@ -82,19 +83,45 @@ def last_dropped() -> str | None:
 
 @contextlib.contextmanager
 def quiet_orbax():
-  """Drops Orbax's ERROR logs of failed writes (they reach the user as one line instead)."""
+  """Keeps Orbax's logs of failed writes off the console (they reach the user as one line).
+
+  Drops, while the block runs: Orbax's ERROR records of writes that failed for
+  want of space or permission, asyncio's "exception never retrieved" records
+  of the same, and the "Event loop is closed" noise of Orbax's futures. After a
+  block that ends in such a failure they stay dropped: Orbax's threads go on
+  logging it until the process ends.
+  """
   def keep(record):
-    if "orbax" in record.pathname and is_write_failure(record):
+    if record.name == "absl" and "orbax" not in record.pathname:
+      return True
+    if is_write_failure(record):
       exc = record.exc_info[1] if record.exc_info else None
       _dropped.append((reason(exc) if exc is not None else None) or record.getMessage()[:200])
       return False
     return True
-  logger = logging.getLogger("absl")
-  logger.addFilter(keep)
+
+  previous_hook = sys.unraisablehook
+
+  def hook(unraisable):
+    if not (isinstance(unraisable.exc_value, RuntimeError)
+            and "Event loop is closed" in str(unraisable.exc_value)):
+      previous_hook(unraisable)
+
+  loggers = [logging.getLogger("absl"), logging.getLogger("asyncio")]
+  for logger in loggers:
+    logger.addFilter(keep)
+  sys.unraisablehook = hook
+  failed = False
   try:
     yield
+  except BaseException as e:
+    failed = reason(e) is not None
+    raise
   finally:
-    logger.removeFilter(keep)
+    if not failed:
+      for logger in loggers:
+        logger.removeFilter(keep)
+      sys.unraisablehook = previous_hook
 
 
 def complete_steps(directory: str) -> list[int]:

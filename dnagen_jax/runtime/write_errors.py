@@ -28,6 +28,7 @@ WRITE_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk
                 errno.EROFS: "read-only filesystem", errno.EFBIG: "file too large"}
 # The same, as the system's messages inside other libraries' error text.
 _MESSAGES = {os.strerror(e).lower(): text for e, text in WRITE_ERRNOS.items()}
+_PERMISSION = (WRITE_ERRNOS[errno.EACCES], WRITE_ERRNOS[errno.EPERM])
 _PATH = re.compile(r'(?:file|writing|path)[:=]? "([^"]+)"')
 
 
@@ -63,7 +64,10 @@ def describe(error: BaseException) -> str | None:
     if isinstance(e, WriteFailed):
       return str(e)
   said = reason(error)
-  return None if said is None else f"cannot write: {said}"
+  if said is None:
+    return None
+  # Permission errors may come from a read too (an input file): no "write" in their line.
+  return f"{'cannot write' if not said.startswith(_PERMISSION) else 'cannot open a file'}: {said}"
 
 
 def is_write_failure(record: logging.LogRecord) -> bool:

@@ -65,7 +65,7 @@ class Checkpoints:
         manager.save(step, args=args)  # waits for the previous save first
       self._check_written(manager, kind)
       self._pending[kind] = step
-      _prune(manager, self.keep[kind])
+      _prune(manager, self.keep[kind], below=step)
 
   def latest_step(self, best: bool = False) -> int | None:
     return (self.best if best else self.recent).latest_step()
@@ -138,9 +138,14 @@ def _writing(manager, step):
     raise write_errors.WriteFailed(f"cannot write {what} in {manager.directory}: {said}") from e
 
 
-def _prune(manager, keep: int) -> None:
-  """Deletes all but the newest `keep` complete checkpoints (a save in flight is not one yet)."""
-  complete = write_errors.complete_steps(str(manager.directory))
+def _prune(manager, keep: int, below: int | None = None) -> None:
+  """Deletes all but the newest `keep` complete checkpoints older than the save in flight (`below`).
+
+  Only saves finished before the one in flight count: every process then sees the same folders
+  (Orbax's delete is a collective; the save in flight may be renamed at any moment).
+  """
+  complete = [s for s in write_errors.complete_steps(str(manager.directory))
+              if below is None or s < below]
   listed = set(manager.all_steps())
   for step in complete[:-keep]:
     if step in listed:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import time
 
@@ -84,6 +85,7 @@ class Checkpoints:
         cause = _non_finite(restored.state)
       except Exception as e:  # pylint: disable=broad-except  # TensorStore raises plain Exception
         cause = _first_line(e)
+        write_errors.drop_event_loop_noise()
       if not _everywhere(cause is None):  # processes agree: one failing is a failure
         failed.append((step, cause or "it did not restore on another process"))
         continue
@@ -158,6 +160,7 @@ def _first_line(error: Exception) -> str:
   while error.__cause__ is not None:
     error = error.__cause__
   line = " ".join(str(error).split()) or type(error).__name__
+  line = re.split(r" \[tensorstore_spec", line)[0]  # then a page of JSON
   if len(line) > 300:
     line = line[:150] + " ... " + line[-140:]
   return f"{type(error).__name__}: {line}"

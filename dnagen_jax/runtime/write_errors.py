@@ -90,9 +90,9 @@ def quiet_orbax():
   """Keeps Orbax's logs of failed writes off the console (they reach the user as one line).
 
   Drops, while the block runs: Orbax's ERROR records of writes that failed for
-  want of space or permission, asyncio's "exception never retrieved" records
-  of the same, and the "Event loop is closed" noise of Orbax's futures. After a
-  block that ends in such a failure they stay dropped: Orbax's threads go on
+  want of space or permission and asyncio's "exception never retrieved"
+  records of the same. After a block that ends in such a failure they stay
+  dropped, with the "Event loop is closed" noise: Orbax's threads go on
   logging it until the process ends.
   """
   def keep(record):
@@ -104,28 +104,42 @@ def quiet_orbax():
       return False
     return True
 
-  previous_hook = sys.unraisablehook
-
-  def hook(unraisable):
-    if not (isinstance(unraisable.exc_value, RuntimeError)
-            and "Event loop is closed" in str(unraisable.exc_value)):
-      previous_hook(unraisable)
-
   loggers = [logging.getLogger("absl"), logging.getLogger("asyncio")]
   for logger in loggers:
     logger.addFilter(keep)
-  sys.unraisablehook = hook
   failed = False
   try:
     yield
   except BaseException as e:
     failed = reason(e) is not None
+    if failed:
+      drop_event_loop_noise()
     raise
   finally:
     if not failed:
       for logger in loggers:
         logger.removeFilter(keep)
-      sys.unraisablehook = previous_hook
+
+
+_noise_dropped = []
+
+
+def drop_event_loop_noise() -> None:
+  """Keeps "RuntimeError: Event loop is closed" tracebacks off stderr for the rest of the process.
+
+  After a failed read or write, TensorStore's callbacks into Orbax's event loops,
+  closed by then, print that error many times over; it says nothing to the user.
+  """
+  if _noise_dropped:
+    return
+  _noise_dropped.append(True)
+
+  def noise(exc) -> bool:
+    return isinstance(exc, RuntimeError) and "Event loop is closed" in str(exc)
+
+  previous_unraisable, previous_except = sys.unraisablehook, sys.excepthook
+  sys.unraisablehook = lambda u: None if noise(u.exc_value) else previous_unraisable(u)
+  sys.excepthook = lambda t, v, tb: None if noise(v) else previous_except(t, v, tb)
 
 
 def complete_steps(directory: str) -> list[int]:

@@ -516,3 +516,18 @@ def test_full_disk_on_the_command_line_is_one_line(tfds_dir, tmp_path):
   assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-3000:]
   errors = [l for l in done.stderr.splitlines() if "rror" in l]
   assert len(errors) == 1 and "no space left" in errors[0], done.stderr[-3000:]
+
+
+@FAULTS
+def test_damaged_best_on_the_command_line_is_one_line(halted, tmp_path):
+  workdir = _copy(halted, tmp_path)
+  best = os.path.join(workdir, "best")
+  (step,) = [int(n) for n in os.listdir(best)]
+  shutil.copytree(os.path.join(best, str(step)), os.path.join(best, str(step + 100)))
+  _cut_array_files(os.path.join(best, str(step + 100)))
+  fasta = tmp_path / "x.fa"
+  fasta.write_text(">a\nACGTACGTTTGA\n")
+  done = _cli("--mode=eval", f"--workdir={workdir}", f"--eval_file={fasta}")
+  assert done.returncode == 0 and "perplexity" in done.stdout, done.stderr[-3000:]
+  said = [l for l in done.stderr.splitlines() if l.strip() and not l.startswith(("W", "I"))]
+  assert len(said) == 1 and f"checkpoint {step + 100} " in said[0], done.stderr[-3000:]

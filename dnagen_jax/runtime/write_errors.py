@@ -91,9 +91,9 @@ def quiet_orbax():
 
   Drops, while the block runs: Orbax's ERROR records of writes that failed for
   want of space or permission and asyncio's "exception never retrieved"
-  records of the same. After a block that ends in such a failure they stay
-  dropped, with the "Event loop is closed" noise: Orbax's threads go on
-  logging it until the process ends.
+  records of the same (after a block that ends in such a failure they stay
+  dropped: Orbax's threads go on logging it until the process ends); and, from
+  then on, the "Event loop is closed" noise.
   """
   def keep(record):
     if record.name == "absl" and "orbax" not in record.pathname:
@@ -107,13 +107,12 @@ def quiet_orbax():
   loggers = [logging.getLogger("absl"), logging.getLogger("asyncio")]
   for logger in loggers:
     logger.addFilter(keep)
+  drop_event_loop_noise()  # it comes with a failed background write, before anything is raised
   failed = False
   try:
     yield
   except BaseException as e:
     failed = reason(e) is not None
-    if failed:
-      drop_event_loop_noise()
     raise
   finally:
     if not failed:

@@ -102,10 +102,13 @@ def _value(v) -> str:
 
 def _read_vcf(path: str) -> VariantTable:
   import pysam  # pylint: disable=g-import-not-at-top
+  quiet = pysam.set_verbosity(0)  # htslib would warn that a bgzip VCF has no .tbi: none is needed
   try:
     vcf = pysam.VariantFile(path)
   except (OSError, ValueError) as e:
     raise UserError(f"{path}: not a readable VCF ({e})") from None
+  finally:
+    pysam.set_verbosity(quiet)
   info_keys = list(vcf.header.info)
   numbers = {k: vcf.header.info[k].number for k in info_keys}
   rows, variants = [], []

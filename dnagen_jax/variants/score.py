@@ -17,10 +17,19 @@ Variants are sorted by position (so the scores do not depend on the input's
 order) and scored in chunks; within a chunk every distinct window (a reference
 window shared by several variants, an allele given twice) is scored once, and
 the scorer sorts the windows by length and batches them on every device.
+Neural models pad every window to one shape (`width`), so a run compiles once.
+
+A model whose context is bounded (an N-gram of order n reads the n - 1
+nucleotides before each one) gives the same log-probabilities to every
+position more than n - 1 past the variant in both windows, and to every
+position of the prefix: its windows are cut to n - 1 nucleotides on each side
+of the variant before scoring, which changes no score (a test) and makes its
+speed independent of the window.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from typing import Sequence
@@ -57,15 +66,66 @@ def check_window(scorer: scoring.Scorer, width: int, where: str):
                     f"(max_len {limit} nucleotides); use --window={limit} or less")
 
 
+def context_limit(scorer: scoring.Scorer) -> int | None:
+  """Nucleotides before a position that `scorer` reads (None: all of them).
+
+  N-grams of single nucleotides: order - 1; the synthetic oracle: its order;
+  a mixture without a feature: its longest component's; anything else: None.
+  """
+  parts = getattr(scorer, "components", None)
+  if parts:
+    limits = [context_limit(c) for c in parts]
+    if getattr(scorer, "feature", "") or any(l is None for l in limits):
+      return None
+    return max(limits)
+  model = getattr(scorer, "model", None)
+  if type(model).__name__ == "NGramModel" and getattr(model, "kmer", 1) == 1:
+    return int(model.order) - 1
+  source = getattr(scorer, "source", None)
+  if type(source).__name__ == "MarkovSource":
+    return int(source.order)
+  return None
+
+
+@contextlib.contextmanager
+def one_shape(scorer: scoring.Scorer, width: int):
+  """Neural scorers (and a mixture's) pad every window to `width` tokens while inside."""
+  saved = []
+  for s in [scorer] + list(getattr(scorer, "components", None) or []):
+    data = getattr(getattr(s, "config", None), "data", None)
+    if data is not None and "num_buckets" in data:
+      saved.append((data, data.num_buckets, data.length_buckets))
+      data.num_buckets, data.length_buckets = 0, (width,)
+  try:
+    yield
+  finally:
+    for data, num, lengths in saved:
+      data.num_buckets, data.length_buckets = num, lengths
+
+
+def _strand_windows(w: Window, strand: str, context: int | None) -> tuple[str, str, int]:
+  """(reference, alternative, prefix) on `strand`, cut to `context` around the variant if given."""
+  ref, alt, skip = w.strand(strand)
+  if context is None:
+    return ref, alt, skip
+  tail = w.right if strand == "+" else w.left  # the flank after the variant on this strand
+  cut_before, cut_after = skip - min(skip, context), tail - min(tail, context)
+  return (ref[cut_before:len(ref) - cut_after], alt[cut_before:len(alt) - cut_after],
+          skip - cut_before)
+
+
 def score_windows(scorer: scoring.Scorer, windows: Sequence[Window], strands: str = "both",
-                  chunk: int = 2048, label: str = "", out=sys.stdout) -> dict[str, np.ndarray]:
+                  chunk: int = 2048, label: str = "", out=sys.stdout,
+                  cut: bool = True) -> dict[str, np.ndarray]:
   """Scores of each variant, from its windows.
 
   Args:
     scorer: any model (`workdir.load_scorer`).
     windows: n variants' windows (`windows.make_window`).
     strands: 'forward', 'reverse' or 'both'.
-    chunk: variants per call of the scorer (bounds memory; one progress line each).
+    chunk: at most this many variants per call of the scorer, and at most 2**20
+      window nucleotides (bounds memory; one progress line each).
+    cut: cut windows to a bounded-context model's context (the same scores, faster).
   Returns:
     {'score': [n], and 'forward' / 'reverse' [n] for each strand scored}, float64
     nats; plus 'seconds' (a 0-d array) and 'windows' (distinct windows scored).
@@ -77,12 +137,17 @@ def score_windows(scorer: scoring.Scorer, windows: Sequence[Window], strands: st
                                           windows[i].alt))
   names = {"+": "forward", "-": "reverse"}
   result = {names[s]: np.zeros(n) for s in STRANDS[strands]}
+  context = context_limit(scorer) if cut else None
+  width = max((len(w.ref) for w in windows), default=1) + max((len(w.alt) for w in windows), default=1)
+  chunk = max(1, min(chunk, (1 << 20) // (width * len(STRANDS[strands]))))
+  longest = max(max(len(w.ref), len(w.alt)) for w in windows) if windows else 1
   t0, distinct = time.time(), 0
   for c0 in range(0, n, chunk):
     idx = order[c0:c0 + chunk]
-    pairs = [(i, s, windows[i].strand(s)) for i in idx for s in STRANDS[strands]]
+    pairs = [(i, s, _strand_windows(windows[i], s, context)) for i in idx for s in STRANDS[strands]]
     unique = list(dict.fromkeys(seq for _, _, (r, a, _) in pairs for seq in (r, a)))
-    lps = dict(zip(unique, scorer.token_log_probs(unique)))
+    with one_shape(scorer, longest):
+      lps = dict(zip(unique, scorer.token_log_probs(unique)))
     distinct += len(unique)
     for i, s, (r, a, skip) in pairs:
       result[names[s]][i] = float(np.sum(lps[a][skip:]) - np.sum(lps[r][skip:]))

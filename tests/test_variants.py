@@ -340,3 +340,41 @@ def test_ngram_without_n_scores_windows_that_stop_at_n(genome, tmp_path):
   run_lib.run(["ng"], str(tsv), genome["path"], out, lambda w: ngram, window=500)
   rows = [l.split("\t") for l in open(os.path.join(out, "variants.tsv")).read().splitlines()[1:]]
   assert [r[4] for r in rows] == ["2:3101-3600", "2:2501-3000"]  # shifted away from the N run
+
+
+def test_command_line(genome, tmp_path):
+  """--mode=variants through main: an N-gram workdir, the default window, one-line errors."""
+  from configs import ngram as ngram_config
+  from dnagen_jax import config_check
+  workdir = str(tmp_path / "ng")
+  config = ngram_config.get_config()
+  config.model.ngram_order = 4
+  os.makedirs(workdir)
+  config_check.write_or_check_workdir_config(config, workdir)
+  NGramModel.fit(SOURCE.sample(20, seed=1), 4, "kneser_ney", lower_discounts="").save(workdir)
+  vcf = str(tmp_path / "v.vcf.gz")
+  write_vcf(vcf, genome, num=30)
+  proc = helpers.run_main("--mode=variants", f"--workdir={workdir}", f"--variants={vcf}",
+                          f"--reference={genome['path']}", "--strands=forward")
+  assert proc.returncode == 0, proc.stderr
+  assert "windows of 1024 nt" in proc.stdout and "variants/s" in proc.stdout
+  assert sorted(os.listdir(os.path.join(workdir, "variants"))) == [
+      "roc.png", "variants.json", "variants.md", "variants.tsv"]
+  rows = open(os.path.join(workdir, "variants", "variants.tsv")).read().splitlines()
+  assert len(rows) == 31 and rows[0].endswith("\twindow\tllr\tllr_forward")
+
+
+@pytest.mark.slow
+def test_trained_lstm_ranks_variants_as_the_oracle_does(genome, tfds_dir, tmp_path):
+  """A small LSTM trained on the source (configs/default.py, 300 steps) against the exact scores."""
+  from configs import default
+  from dnagen_jax import workdir as workdir_lib
+  from dnagen_jax.training import trainer
+  config = default.get_config()
+  config.data.data_dir = tfds_dir
+  config.train.max_steps = 300
+  trainer.train_and_evaluate(config, str(tmp_path / "lstm"))
+  wins = genome_windows(genome, 200, num=300)
+  truth = score_lib.score_windows(OracleScorer(SOURCE), wins, "both")["score"]
+  got = score_lib.score_windows(workdir_lib.load_scorer(str(tmp_path / "lstm")), wins, "both")["score"]
+  assert scipy.stats.spearmanr(got, truth)[0] > 0.9

@@ -373,6 +373,7 @@ def test_trained_lstm_ranks_variants_as_the_oracle_does(genome, tfds_dir, tmp_pa
   config = default.get_config()
   config.data.data_dir = tfds_dir
   config.train.max_steps = 300
+  config.model.cpu_kernel = False  # XLA's scan: this test is about the ranking, not the kernel
   trainer.train_and_evaluate(config, str(tmp_path / "lstm"))
   wins = genome_windows(genome, 200, num=300)
   truth = score_lib.score_windows(OracleScorer(SOURCE), wins, "both")["score"]

@@ -107,15 +107,15 @@ def run(workdirs: list[str], variants: str, reference: str, out: str, load_score
   for w, name, scorer in zip(workdirs, names, scorers):
     s = score_lib.score_windows(scorer, wins, strands, chunk=chunk,
                                 label=f" [{name}]" if name else "")
-    sec = float(s["seconds"])
+    sec, cpu = float(s["seconds"]), float(s["cpu_seconds"])
     scores[name] = s
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
     print(f"variants{f' [{name}]' if name else ''}: {len(wins):,} variants, {int(s['windows']):,} "
           f"windows of {window} nt in {sec:.1f} s: {len(wins) / max(sec, 1e-9):,.1f} variants/s "
-          f"(peak memory of this process {peak:.2f} GiB)", flush=True)
+          f"({cpu:.1f} CPU s; peak memory of this process {peak:.2f} GiB)", flush=True)
     result_models[name or os.path.basename(os.path.normpath(w))] = {
         "workdir": os.path.abspath(w), "model": getattr(scorer, "name", "model"),
-        "seconds": sec, "variants_per_second": len(wins) / max(sec, 1e-9),
+        "seconds": sec, "cpu_seconds": cpu, "variants_per_second": len(wins) / max(sec, 1e-9),
         "windows_scored": int(s["windows"]), "peak_memory_gib": peak}
 
   suffix = lambda name: f"_{name}" if name else ""

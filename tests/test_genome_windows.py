@@ -94,6 +94,27 @@ def test_no_test_nucleotide_inside_a_training_window(tmp_path, genome, split_by)
   assert all(counts.values()), counts
 
 
+def test_file_split_over_several_files_prepared_in_parallel(tmp_path, genome):
+  path, recs = genome
+  files = [path] + [str(tmp_path / f"other{i}.fa") for i in range(5)]
+  other = [long_records(f, seed=i + 1, lengths=(8_000, 3_000)) for i, f in enumerate(files[1:])]
+  config = window_config(tmp_path, ",".join(files), split_by="file", val_fraction=0.3, test_fraction=0.3)
+  store = storage.prepare(config.data)
+  by_split = {sp: set(store.index["record_file"][storage.data_source(config.data, sp).record].tolist())
+              for sp in storage.SPLITS}
+  assert all(by_split.values())
+  assert sum(len(v) for v in by_split.values()) == len(set().union(*by_split.values()))  # a file in one split
+  assert len(store.record_ids) == len(recs) + 2 * len(other)  # another file's chr0 is its own record
+  src = storage.data_source(config.data, "test")
+  for i in range(0, len(src), 13):  # content comes from the right file
+    ex = src[i]
+    rid, span = ex["gene_id"].rsplit(":", 1)
+    a, b = map(int, span.split("-"))
+    f = int(src.store.index["record_file"][int(src.record[i])])
+    want = (recs if f == 0 else other[f - 1])[rid][a:b].upper()
+    assert ex["sequence"] == want
+
+
 def test_windows_hold_the_records_slices_and_tile_held_out_segments_once(tmp_path, genome):
   path, recs = genome
   config = window_config(tmp_path, path)
@@ -313,3 +334,14 @@ def test_study_on_windows_nested_whole_blocks(tmp_path, genome):
     assert previous <= blocks and full.lengths[idx].sum() >= d
     assert np.isin(keys, list(blocks)).sum() == idx.size  # every window of a chosen block
     previous = blocks
+
+
+def test_window_batches_are_a_function_of_the_step(tmp_path, genome):
+  """A resumed run reads the same shifted windows: batch s depends on (seed, s) alone."""
+  path, _ = genome
+  config = window_config(tmp_path, path, reverse_complement=True)
+  a, b = batching.TrainBatches(config.data, 8, seed=3), batching.TrainBatches(config.data, 8, seed=3)
+  steps = (a.batches_per_epoch + 2, 1, 0)  # out of order, across an epoch boundary
+  for step in steps:
+    np.testing.assert_array_equal(a._batch(step)["targets"], b._batch(step)["targets"])
+  assert not np.array_equal(a._batch(0)["targets"], a._batch(a.batches_per_epoch)["targets"])

@@ -4,8 +4,8 @@ Preparation (`prepare`) reads each input file one record at a time
 (`sources`), writes its tokens (one byte per nucleotide, `tokens.LOWER` set
 on soft-masked bases) to array_record files of CHUNK-byte records, and keeps
 only the windows' coordinates (`splits`, `windows`). Files are prepared in
-parallel, one process per core; a single file overlaps decompression (a
-thread) with the rest. Everything is written into a temporary folder that is
+parallel, one thread per core (decompression and numpy release the GIL); a
+single file overlaps its decompression (a thread) with the rest. Everything is written into a temporary folder that is
 renamed into place when complete, so a failed or interrupted preparation
 leaves nothing that a later run would trust.
 
@@ -26,7 +26,6 @@ import concurrent.futures
 import fcntl
 import hashlib
 import json
-import multiprocessing
 import os
 import queue
 import shutil
@@ -53,6 +52,9 @@ def settings(data_config) -> dict:
   if data_config.source != "files":
     raise UserError(f"data.window={data_config.window} and data.split_by cut files into windows: "
                     "set data.source='files' and data.files")
+  window, stride = int(data_config.window), int(data_config.stride)
+  if window < 0 or (window > 0 and not 1 <= stride <= window):  # config_check says it first for trained configs
+    raise UserError(f"config.data.stride={stride} must be in 1..data.window={window} (and the window >= 0)")
   files = tuple(os.path.abspath(f) for f in sequence_io.expand_paths(data_config.files or ""))
   rule = splits.resolve(data_config.split_by, int(data_config.window))
   out = dict(version=VERSION, files=files,
@@ -234,9 +236,11 @@ def _build(s: dict, folder: str) -> None:
   jobs = [(i, f, folder, s, bed) for i, f in enumerate(files)]
   workers = min(len(files), os.cpu_count() or 1, 8)
   if workers > 1:
-    ctx = multiprocessing.get_context("spawn")  # the caller may hold JAX's threads: never fork
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-      parts = list(pool.map(prepare_file, *zip(*jobs)))
+    # Threads, not processes: decompression (zlib, lzma) and numpy's table look-ups
+    # release the GIL, and threads need no re-import of the caller's main module
+    # (which a spawned process does, and a script without a __main__ guard would deadlock on the lock).
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+      parts = list(pool.map(lambda job: prepare_file(*job), jobs))
   else:
     parts = [prepare_file(*jobs[0], prefetch=True)]
   ids, rec_file, rec_offset, rec_length = [], [], [], []
@@ -263,15 +267,17 @@ def _build(s: dict, folder: str) -> None:
     for k in ("record", "start", "length", "jitter"):
       arrays[f"{sp}_{k}"] = np.concatenate(index[sp][k]).astype(np.int64)
     counts[sp] = {"windows": int(arrays[f"{sp}_start"].size), "nucleotides": int(arrays[f"{sp}_length"].sum())}
+  where = files[0] + (f" (and {len(files) - 1} more files)" if len(files) > 1 else "")
   if not any(c["windows"] for c in counts.values()):
-    raise UserError(f"{', '.join(files)}: every window was filtered out (data.min_length="
+    raise UserError(f"{where}: every window was filtered out (data.min_length="
                     f"{s['min_length']}, data.max_n_fraction={s['max_n_fraction']}, data.n_run_cut="
                     f"{s['n_run_cut']}); loosen these filters")
   for sp, c in counts.items():
     if not c["windows"]:
-      raise UserError(f"{', '.join(files)}: the {sp} split has no windows (split_by={s['split_by']}, "
+      raise UserError(f"{where}: the {sp} split has no windows (split_by={s['split_by']}, "
                       f"val/test fractions {s['val_fraction']}/{s['test_fraction']}, block_size "
-                      f"{s['block_size']}; too few records or blocks for every split)")
+                      f"{s['block_size']}): too few records or blocks for every split; name each "
+                      f"record's split in a BED file (split_by='bed') or use split_by='blocks'")
   np.savez(os.path.join(folder, "index.npz"), **arrays)
   meta = {"settings": s, "record_ids": ids, "shards": [p["shards"] for p in parts], "chunk": CHUNK,
           "counts": counts, "nucleotides": int(sum(p["nucleotides"] for p in parts))}

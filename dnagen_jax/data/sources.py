@@ -31,6 +31,7 @@ _MAGIC = ((b"\x1f\x8b", "gzip", gzip.open), (b"\xfd7zXZ\x00", "xz", lzma.open),
           (b"BZh", "bzip2", bz2.open))
 _WHITESPACE = b" \t\r\n\v\f"
 BLOCK = 1 << 24  # bytes read (decompressed) at a time
+_BYTE_TABLES = {p: lut.tobytes() for p, lut in tokens.BYTE_TOKENS.items()}  # for bytes.translate
 
 
 def strip_compression(name: str) -> str:
@@ -175,17 +176,15 @@ def encode_record(raw: bytes, policy: str, where: str) -> np.ndarray | None:
   The policy is `tokens.normalize`'s: returns None for 'skip' when a base is
   not ACGTU; raises `UserError` naming `where` and the 1-based position.
   """
-  codes = np.frombuffer(raw, np.uint8)
-  toks = tokens.BYTE_TOKENS[policy][codes]
-  bad = toks == tokens.BAD
-  if bad.any():
+  mapped = raw.translate(_BYTE_TABLES[policy])  # bytes.translate: about 4x numpy's fancy indexing
+  if bytes([tokens.BAD]) in mapped:
     if policy == "skip":
       return None
-    pos = int(np.argmax(bad))
+    pos = mapped.index(bytes([tokens.BAD]))
     raise UserError(
         f"{where}: invalid character {chr(raw[pos])!r} at position {pos + 1} (set "
         f"data.unknown_policy='n' to read IUPAC codes as N, or 'skip' to drop such records)")
-  return toks
+  return np.frombuffer(mapped, np.uint8)
 
 
 def fasta_token_records(path: str, policy: str = "error") -> Iterator[tuple[str, np.ndarray]]:

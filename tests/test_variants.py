@@ -367,14 +367,11 @@ def test_command_line(genome, tmp_path):
 @pytest.mark.slow
 def test_trained_lstm_ranks_variants_as_the_oracle_does(genome, tfds_dir, tmp_path):
   """A small LSTM trained on the source (configs/default.py, 300 steps) against the exact scores."""
-  from configs import default
   from dnagen_jax import workdir as workdir_lib
-  from dnagen_jax.training import trainer
-  config = default.get_config()
-  config.data.data_dir = tfds_dir
-  config.train.max_steps = 300
-  config.model.cpu_kernel = False  # XLA's scan: this test is about the ranking, not the kernel
-  trainer.train_and_evaluate(config, str(tmp_path / "lstm"))
+  proc = helpers.run_main("--config=configs/default.py", f"--workdir={tmp_path / 'lstm'}",
+                          f"--config.data.data_dir={tfds_dir}", "--config.train.max_steps=300",
+                          timeout=1800)
+  assert proc.returncode == 0, proc.stderr[-2000:]
   wins = genome_windows(genome, 200, num=300)
   truth = score_lib.score_windows(OracleScorer(SOURCE), wins, "both")["score"]
   got = score_lib.score_windows(workdir_lib.load_scorer(str(tmp_path / "lstm")), wins, "both")["score"]

@@ -252,7 +252,12 @@ class RecurrentLayer(nnx.Module):
   """
 
   def __init__(self, kind: str, in_dim: int, hidden: int, *, rngs: nnx.Rngs, dtype=jnp.float32,
-               init: str = "pytorch", cpu_kernel: bool = False):
+               init: str = "pytorch", cpu_kernel: bool = False, bias_pair: bool = False):
+    """bias_pair: PyTorch's two bias vectors b_ih and b_hh as two parameters (`b` and
+    `b_hh`) whose sum the gates add, instead of the sum as one parameter `b`. The
+    function computed is the same; the training differs: Adam moves each of the
+    two by a step of about lr, so their sum moves twice as far as one `b` would.
+    """
     gates = {"lstm": 4, "gru": 3}[kind]
     self.kind, self.hidden, self.dtype = kind, hidden, dtype
     self.cpu_kernel = cpu_kernel  # on CPU: the time loops in the C++ kernel where it builds
@@ -262,16 +267,32 @@ class RecurrentLayer(nnx.Module):
     self.w_hh = nnx.Param(uniform((hidden, gates * hidden)))
     if init == "flax":
       self.b = nnx.Param(jnp.zeros((gates * hidden,)))
+      if bias_pair:
+        self.b_hh = nnx.Param(jnp.zeros(((gates if kind == "lstm" else 2) * hidden,)))
       if kind == "gru":
         self.b_hn = nnx.Param(jnp.zeros((hidden,)))
     elif kind == "lstm":
-      # PyTorch draws b_ih and b_hh, U each; their sum is the one bias used here.
-      self.b = nnx.Param(uniform((4 * hidden,)) + uniform((4 * hidden,)))
+      # PyTorch draws b_ih and b_hh, U each; their sum is the one bias used here
+      # (or, bias_pair, the two are kept apart: the same draws, the same sum).
+      b_ih, b_hh = uniform((4 * hidden,)), uniform((4 * hidden,))
+      self.b = nnx.Param(b_ih if bias_pair else b_ih + b_hh)
+      if bias_pair:
+        self.b_hh = nnx.Param(b_hh)
     else:
       # GRU: r and z add b_ih + b_hh; n adds b_ih alone (b_hh's n part is b_hn, inside r * (.)).
-      self.b = nnx.Param(uniform((3 * hidden,)) + jnp.concatenate(
-          [uniform((2 * hidden,)), jnp.zeros((hidden,))]))
+      b_ih, b_hh = uniform((3 * hidden,)), uniform((2 * hidden,))
+      self.b = nnx.Param(b_ih if bias_pair else b_ih + jnp.concatenate([b_hh, jnp.zeros((hidden,))]))
+      if bias_pair:
+        self.b_hh = nnx.Param(b_hh)   # [2H]: the r and z parts of PyTorch's b_hh
       self.b_hn = nnx.Param(uniform((hidden,)))
+
+  def bias(self) -> jax.Array:
+    """The bias the gates add [G*hidden]: `b`, plus `b_hh` where the pair is kept (GRU: r and z only)."""
+    b = self.b[...]
+    if hasattr(self, "b_hh"):
+      b_hh = self.b_hh[...]
+      b = b + (b_hh if self.kind == "lstm" else jnp.concatenate([b_hh, jnp.zeros((self.hidden,), b.dtype)]))
+    return b.astype(self.dtype)
 
   def time_major(self, x: jax.Array) -> jax.Array:
     """x [time, batch, in] -> hs [time, batch, hidden]."""
@@ -283,8 +304,8 @@ class RecurrentLayer(nnx.Module):
     gx = gx.astype(self.dtype)
     kernel = self.cpu_kernel and cpu_recurrent.usable(self.dtype, self.hidden)
     if self.kind == "lstm":
-      return lstm_recurrence(gx, cast(self.b), cast(self.w_hh), kernel)
-    return gru_recurrence(gx, cast(self.b), cast(self.w_hh), cast(self.b_hn), kernel)
+      return lstm_recurrence(gx, self.bias(), cast(self.w_hh), kernel)
+    return gru_recurrence(gx, self.bias(), cast(self.w_hh), cast(self.b_hn), kernel)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     return jnp.swapaxes(self.time_major(jnp.swapaxes(x, 0, 1)), 0, 1)
@@ -295,7 +316,7 @@ class RecurrentLayer(nnx.Module):
     The plain cells with the bias the time loop adds: the same equations, one step.
     """
     cast = lambda p: p[...].astype(self.dtype)
-    gx = gx.astype(self.dtype) + cast(self.b)
+    gx = gx.astype(self.dtype) + self.bias()
     if self.kind == "lstm":
       return lstm_cell(carry, gx, cast(self.w_hh))
     return gru_cell(carry, gx, cast(self.w_hh), cast(self.b_hn))
@@ -334,7 +355,8 @@ class RecurrentLM(nnx.Module):
     dims = [cfg.embed_dim] + [cfg.hidden_dim] * cfg.num_layers
     self.remat = bool(cfg.remat)
     self.layers = nnx.List([RecurrentLayer(cfg.name, dims[i], dims[i + 1], rngs=rngs, dtype=dtype,
-                                           init=cfg.init, cpu_kernel=cfg.cpu_kernel)
+                                           init=cfg.init, cpu_kernel=cfg.cpu_kernel,
+                                           bias_pair=bool(cfg.get("bias_pair", False)))
                             for i in range(cfg.num_layers)])
     self.head = nnx.Linear(cfg.hidden_dim, vocab_size, rngs=rngs, **head_kw)
 

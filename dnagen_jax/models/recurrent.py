@@ -30,12 +30,23 @@ from flax import nnx
 
 from dnagen_jax.data import tokens
 from dnagen_jax.models import cpu_recurrent
+from dnagen_jax.models import wavefront
 from dnagen_jax.models.matmul import matmul
 
 # Time steps per loop iteration. On CPU the loop's own cost is ~1 us a step
 # (the matmul and gate fusions dominate); measured side by side, unroll 1 was
 # as fast as 4 and faster than 8-16, which also compile 2-3x slower.
 UNROLL = 1
+# Off the CPU a loop iteration costs a kernel launch or more (GPU) or a
+# sequencer round trip (TPU); unrolling lets XLA fuse the gate arithmetic of
+# several steps. Not yet measured on a device (launch/gpu_bench.sh reports the
+# step time; no GPU figure exists yet).
+UNROLL_BY_BACKEND = {"cpu": UNROLL, "gpu": 8, "tpu": 8}
+
+
+def unroll_for(backend: str) -> int:
+  """Time steps per loop iteration on `backend` ('cpu', 'gpu', 'tpu')."""
+  return UNROLL_BY_BACKEND.get(backend, UNROLL)
 
 
 def lstm_cell(carry, gx, w_hh):
@@ -183,7 +194,7 @@ def _lstm_recurrence_fwd(gx, b, w_hh, kernel):
   if kernel:
     hs, cs, acts = cpu_recurrent.lstm_forward(gx, b, w_hh)
   else:
-    hs, cs, acts = _lstm_forward(gx, b, w_hh, UNROLL)
+    hs, cs, acts = _lstm_forward(gx, b, w_hh, unroll_for(jax.default_backend()))
   return hs, (hs, cs, acts, w_hh)
 
 
@@ -192,7 +203,7 @@ def _lstm_recurrence_bwd(kernel, res, dhs):
   if kernel:
     dgates = cpu_recurrent.lstm_backward(cs, acts, w_hh, dhs)
   else:
-    dgates = _lstm_dgates(hs, cs, acts, w_hh, dhs, UNROLL)
+    dgates = _lstm_dgates(hs, cs, acts, w_hh, dhs, unroll_for(jax.default_backend()))
   return dgates, dgates.sum(axis=(0, 1)), _w_hh_grad(hs, dgates)
 
 
@@ -212,7 +223,7 @@ def _gru_recurrence_fwd(gx, b, w_hh, b_hn, kernel):
   if kernel:
     hs, res = cpu_recurrent.gru_forward(gx, b, w_hh, b_hn)
   else:
-    hs, res = _gru_forward(gx, b, w_hh, b_hn, UNROLL)
+    hs, res = _gru_forward(gx, b, w_hh, b_hn, unroll_for(jax.default_backend()))
   return hs, (hs, res, w_hh)
 
 
@@ -221,7 +232,7 @@ def _gru_recurrence_bwd(kernel, saved, dhs):
   if kernel:
     dgx, dgh = cpu_recurrent.gru_backward(hs, res, w_hh, dhs)
   else:
-    dgx, dgh = _gru_dgates(hs, res, w_hh, dhs, UNROLL)
+    dgx, dgh = _gru_dgates(hs, res, w_hh, dhs, unroll_for(jax.default_backend()))
   hidden = hs.shape[-1]
   return (dgx, dgx.sum(axis=(0, 1)), _w_hh_grad(hs, dgh),
           dgh[..., 2 * hidden:].sum(axis=(0, 1)))
@@ -337,14 +348,42 @@ class RecurrentLM(nnx.Module):
                                            init=cfg.init, cpu_kernel=cfg.cpu_kernel)
                             for i in range(cfg.num_layers)])
     self.head = nnx.Linear(cfg.hidden_dim, vocab_size, rngs=rngs, **head_kw)
+    # 'auto' (per backend), 'layers' or 'wavefront' (see `path`); old configs lack the field.
+    self.impl = cfg.get("recurrent_impl", "auto")
 
   def __call__(self, inputs: jax.Array) -> jax.Array:
+    gx = self._first_projection(inputs)
+    path = self.path()
+    if path == "wavefront":
+      x = self._wavefront(gx)
+    else:
+      first = self.layers[0]
+      # remat: keep only each layer's input; its scan (and the stored gate
+      # activations) is re-run in the backward pass.
+      remat = nnx.remat if self.remat else (lambda f: f)
+      x = remat(_recurrence)(first, gx)
+      apply = remat(_time_major_layer)
+      for layer in self.layers[1:]:
+        x = apply(layer, x)
+    return jnp.swapaxes(self.head(x.astype(jnp.float32)), 0, 1)
+
+  def path(self) -> str:
+    """Which time loop runs here: 'layers' (layer by layer: the CPU's, in the C++ kernel where it
+    builds) or 'wavefront' (all layers in one loop: GPU and TPU). model.recurrent_impl picks one
+    explicitly; 'auto' decides by the backend at trace time."""
+    if self.impl != "auto":
+      return self.impl
+    return "layers" if jax.default_backend() == "cpu" else "wavefront"
+
+  def _first_projection(self, inputs: jax.Array) -> jax.Array:
+    """inputs [batch, time] int32 -> the first layer's x @ W_ih [time, batch, G*H].
+
+    With a vocabulary of 8, embed(tokens) @ W_ih = (E @ W_ih)[tokens], a lookup
+    in an [8, G*H] table (and positions likewise, [T, G*H]). This skips the
+    [T*B, E] @ [E, G*H] product forward and both of its gradient products
+    backward (the table's gradient is one-hot^T @ dgx, 8 rows).
+    """
     t, first = inputs.shape[1], self.layers[0]
-    # The first layer's input projection straight from the tokens: with a
-    # vocabulary of 8, embed(tokens) @ W_ih = (E @ W_ih)[tokens], a lookup in
-    # an [8, G*H] table (and positions likewise, [T, G*H]). This skips the
-    # [T*B, E] @ [E, G*H] product forward and both of its gradient products
-    # backward (the table's gradient is one-hot^T @ dgx, 8 rows).
     w_ih = first.w_ih[...].astype(first.dtype)
     table = self.embed.embedding[...].astype(first.dtype) @ w_ih            # [V, G*H]
     # Time-major throughout: only the small logits [T, B, V] are transposed back.
@@ -357,14 +396,26 @@ class RecurrentLM(nnx.Module):
     if self.pos is not None:
       pos = self.pos.embedding[...][:t].astype(first.dtype) @ w_ih           # [T, G*H]
       gx = gx + pos[:, None]
-    # remat: keep only each layer's input; its scan (and the stored gate
-    # activations) is re-run in the backward pass.
-    remat = nnx.remat if self.remat else (lambda f: f)
-    x = remat(_recurrence)(first, gx)
-    apply = remat(_time_major_layer)
-    for layer in self.layers[1:]:
-      x = apply(layer, x)
-    return jnp.swapaxes(self.head(x.astype(jnp.float32)), 0, 1)
+    return gx
+
+  def _wavefront(self, gx: jax.Array) -> jax.Array:
+    """gx [T, B, G*H] (layer 0's input projection) -> the last layer's hs [T, B, H], all layers in one loop."""
+    dtype, hidden = self.layers[0].dtype, self.layers[0].hidden
+    weights = lambda name, layers: jnp.stack([getattr(l, name)[...].astype(dtype) for l in layers])
+    w_hh = weights("w_hh", self.layers)
+    w_ih = (weights("w_ih", self.layers[1:]) if len(self.layers) > 1
+            else jnp.zeros((0, hidden, w_hh.shape[-1]), dtype))
+    b = jnp.stack([l.b[...] for l in self.layers])        # biases, carries and gates stay float32
+    unroll = unroll_for(jax.default_backend())
+    if self.layers[0].kind == "lstm":
+      fn = functools.partial(wavefront.lstm_wavefront, unroll=unroll)
+      args = (gx, b, w_ih, w_hh)
+    else:
+      fn = functools.partial(wavefront.gru_wavefront, unroll=unroll)
+      args = (gx, b, w_ih, w_hh, jnp.stack([l.b_hn[...] for l in self.layers]))
+    if self.remat:  # keep only the inputs; the loop and its residuals re-run in the backward pass
+      fn = jax.checkpoint(fn)
+    return fn(*args)
 
   def initial_carry(self, batch: int) -> tuple:
     """The zero state __call__ starts from: per layer (h, c) for LSTM, h for GRU, each [batch, hidden]."""

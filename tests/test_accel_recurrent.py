@@ -1,0 +1,66 @@
+"""The accelerator paths of the LSTM/GRU, checked on the CPU against the layer-by-layer path.
+
+The wavefront (all layers in one loop, `models/wavefront.py`) must give the
+same logits and gradients as the layer-by-layer scans it replaces off the CPU.
+"""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+from flax import nnx
+
+from dnagen_jax.models import recurrent
+
+T, B, H = 9, 3, 6
+
+
+def _config(kind, impl, layers=3, remat=False, dtype="float32"):
+  return ml_collections.ConfigDict(dict(
+      name=kind, embed_dim=5, hidden_dim=H, num_layers=layers, position_embedding=True,
+      max_len=16, remat=remat, dtype=dtype, init="pytorch", cpu_kernel=False,
+      recurrent_impl=impl))
+
+
+def _logits_and_grads(kind, impl, **kw):
+  model = recurrent.RecurrentLM(_config(kind, impl, **kw), rngs=nnx.Rngs(0))
+  # Non-zero GRU b_hn so that every gradient path is exercised.
+  for layer in model.layers:
+    if kind == "gru":
+      layer.b_hn[...] = jax.random.normal(jax.random.PRNGKey(2), layer.b_hn.shape) * 0.3
+  inputs = jax.random.randint(jax.random.PRNGKey(1), (B, T), 3, 8)
+  weights = jax.random.normal(jax.random.PRNGKey(3), (B, T, 8))
+  def loss(m):
+    logits = m(inputs)
+    return (jax.nn.log_softmax(logits) * weights).sum(), logits
+  grads, logits = nnx.jit(nnx.grad(loss, has_aux=True))(model)
+  return logits, grads
+
+
+@pytest.mark.parametrize("kind,layers", [
+    ("lstm", 3), ("gru", 3), pytest.param("lstm", 1, marks=pytest.mark.slow)])
+def test_wavefront_equals_layer_by_layer(kind, layers):
+  logits, grads = _logits_and_grads(kind, "layers", layers=layers)
+  w_logits, w_grads = _logits_and_grads(kind, "wavefront", layers=layers)
+  np.testing.assert_allclose(w_logits, logits, rtol=1e-5, atol=1e-6)
+  flat, w_flat = nnx.to_flat_state(grads), nnx.to_flat_state(w_grads)
+  assert [p for p, _ in flat] == [p for p, _ in w_flat]
+  for (path, g), (_, wg) in zip(flat, w_flat):
+    np.testing.assert_allclose(wg[...], g[...], rtol=1e-5, atol=1e-6, err_msg=str(path))
+
+
+@pytest.mark.slow
+def test_wavefront_with_remat_gives_the_same_gradients():
+  _, grads = _logits_and_grads("gru", "wavefront", layers=2)
+  _, r_grads = _logits_and_grads("gru", "wavefront", layers=2, remat=True)
+  for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(r_grads)):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_auto_is_layer_by_layer_on_the_cpu_and_wavefront_elsewhere(monkeypatch):
+  model = recurrent.RecurrentLM(_config("lstm", "auto"), rngs=nnx.Rngs(0))
+  assert model.path() == "layers"
+  monkeypatch.setattr(jax, "default_backend", lambda: "tpu")
+  assert model.path() == "wavefront"
+  assert recurrent.unroll_for("cpu") == recurrent.UNROLL == 1

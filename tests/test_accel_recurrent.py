@@ -64,3 +64,31 @@ def test_auto_is_layer_by_layer_on_the_cpu_and_wavefront_elsewhere(monkeypatch):
   monkeypatch.setattr(jax, "default_backend", lambda: "tpu")
   assert model.path() == "wavefront"
   assert recurrent.unroll_for("cpu") == recurrent.UNROLL == 1
+
+
+def test_packed_weights_through_lstm_ref_equal_our_layers():
+  """cuDNN's weight layout, filled by `cudnn_lstm.pack`, read by jax's reference LSTM = two RecurrentLayers."""
+  from jax.experimental import rnn  # pylint: disable=g-import-not-at-top
+  from dnagen_jax.models import cudnn_lstm  # pylint: disable=g-import-not-at-top
+  layers = [recurrent.RecurrentLayer("lstm", 4, H, rngs=nnx.Rngs(0)),
+            recurrent.RecurrentLayer("lstm", H, H, rngs=nnx.Rngs(1))]
+  x = jax.random.normal(jax.random.PRNGKey(3), (B, T, 4))
+  weights = cudnn_lstm.pack([l.w_ih[...] for l in layers], [l.w_hh[...] for l in layers],
+                            [l.b[...] for l in layers])
+  assert weights.shape == (rnn.get_num_params_in_lstm(4, H, 2, False),)
+  h0 = jnp.zeros((2, B, H))
+  w_ih, w_hh, b_ih, b_hh = rnn.unpack_lstm_weights(weights, 4, H, 2, False)
+  y, h_n, _ = rnn.lstm_ref(x, h0, h0, w_ih, w_hh, b_ih, b_hh, jnp.full((B,), T, jnp.int32),
+                           4, H, 2, 0.0, False)
+  ours = layers[1](layers[0](x))
+  np.testing.assert_allclose(y, ours, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(h_n[1], ours[:, -1], rtol=1e-5, atol=1e-6)
+
+
+def test_cudnn_path_through_the_reference_equals_layer_by_layer():
+  """The model's cuDNN path (embedding, packing, head) with lstm_ref in cuDNN's place: same logits and gradients."""
+  logits, grads = _logits_and_grads("lstm", "layers", layers=2)
+  c_logits, c_grads = _logits_and_grads("lstm", "cudnn_reference", layers=2)
+  np.testing.assert_allclose(c_logits, logits, rtol=1e-5, atol=1e-6)
+  for a, b in zip(jax.tree.leaves(c_grads), jax.tree.leaves(grads)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

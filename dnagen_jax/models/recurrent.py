@@ -30,6 +30,7 @@ from flax import nnx
 
 from dnagen_jax.data import tokens
 from dnagen_jax.models import cpu_recurrent
+from dnagen_jax.models import cudnn_lstm
 from dnagen_jax.models import wavefront
 from dnagen_jax.models.matmul import matmul
 
@@ -352,8 +353,10 @@ class RecurrentLM(nnx.Module):
     self.impl = cfg.get("recurrent_impl", "auto")
 
   def __call__(self, inputs: jax.Array) -> jax.Array:
-    gx = self._first_projection(inputs)
     path = self.path()
+    if path.startswith("cudnn"):
+      return self._cudnn(inputs, reference=path == "cudnn_reference")
+    gx = self._first_projection(inputs)
     if path == "wavefront":
       x = self._wavefront(gx)
     else:
@@ -369,11 +372,28 @@ class RecurrentLM(nnx.Module):
 
   def path(self) -> str:
     """Which time loop runs here: 'layers' (layer by layer: the CPU's, in the C++ kernel where it
-    builds) or 'wavefront' (all layers in one loop: GPU and TPU). model.recurrent_impl picks one
-    explicitly; 'auto' decides by the backend at trace time."""
+    builds), 'wavefront' (all layers in one loop: GPU and TPU) or 'cudnn' (cuDNN's LSTM, float32 on
+    NVIDIA GPUs; 'cudnn_reference': its packing through jax's pure-JAX reference, for tests).
+    model.recurrent_impl picks one explicitly; 'auto' decides by the backend at trace time."""
     if self.impl != "auto":
       return self.impl
-    return "layers" if jax.default_backend() == "cpu" else "wavefront"
+    backend = jax.default_backend()
+    if backend == "cpu":
+      return "layers"
+    first = self.layers[0]
+    if backend == "gpu" and first.kind == "lstm" and first.dtype == jnp.float32 and cudnn_lstm.on_cuda():
+      return "cudnn"
+    return "wavefront"
+
+  def _cudnn(self, inputs: jax.Array, reference: bool) -> jax.Array:
+    """inputs [B, T] int32 -> logits [B, T, V] through cuDNN's stacked LSTM (batch-first, float32)."""
+    x = self.embed(inputs).astype(jnp.float32)                                # [B, T, E]
+    if self.pos is not None:
+      x = x + self.pos.embedding[...][:inputs.shape[1]][None].astype(jnp.float32)
+    weights = cudnn_lstm.pack([l.w_ih[...] for l in self.layers], [l.w_hh[...] for l in self.layers],
+                              [l.b[...] for l in self.layers])
+    y = cudnn_lstm.stack(x, weights, self.layers[0].hidden, len(self.layers), reference=reference)
+    return self.head(y)
 
   def _first_projection(self, inputs: jax.Array) -> jax.Array:
     """inputs [batch, time] int32 -> the first layer's x @ W_ih [time, batch, G*H].

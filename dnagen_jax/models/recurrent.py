@@ -29,6 +29,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from dnagen_jax.data import tokens
+from dnagen_jax.errors import UserError
 from dnagen_jax.models import cpu_recurrent
 from dnagen_jax.models import cudnn_lstm
 from dnagen_jax.models import wavefront
@@ -375,6 +376,9 @@ class RecurrentLM(nnx.Module):
     builds), 'wavefront' (all layers in one loop: GPU and TPU) or 'cudnn' (cuDNN's LSTM, float32 on
     NVIDIA GPUs; 'cudnn_reference': its packing through jax's pure-JAX reference, for tests).
     model.recurrent_impl picks one explicitly; 'auto' decides by the backend at trace time."""
+    if self.impl == "cudnn" and not cudnn_lstm.on_cuda():
+      raise UserError(f"config.model.recurrent_impl='cudnn' needs a CUDA GPU; this run's devices are "
+                      f"{jax.default_backend()}: use 'auto'")
     if self.impl != "auto":
       return self.impl
     backend = jax.default_backend()

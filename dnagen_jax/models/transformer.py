@@ -23,6 +23,7 @@ from flax import nnx
 from jax import lax
 
 from dnagen_jax.data import tokens
+from dnagen_jax.errors import UserError
 from dnagen_jax.models import cpu_attention
 from dnagen_jax.models.matmul import dense
 
@@ -144,20 +145,59 @@ def causal_attention(q: jax.Array, k: jax.Array, v: jax.Array, block: int = 0,
   return _causal_attention(q, k, v, block, cpu_kernel and cpu_attention.usable(q.dtype))
 
 
+def fused_attention(q: jax.Array, k: jax.Array, v: jax.Array, implementation: str | None) -> jax.Array:
+  """Causal attention through `jax.nn.dot_product_attention` (GPU and TPU).
+
+  q, k, v [batch, time, heads, head_dim] -> [batch, time, heads, head_dim].
+  implementation None lets JAX choose (cuDNN's fused flash attention on NVIDIA
+  GPUs where it applies, XLA otherwise), 'cudnn' insists, 'xla' is XLA's
+  form (any backend, the CPU included). cuDNN takes head widths that are
+  multiples of 8 only, so heads are zero-padded up to one (the study's 85 ->
+  88): zero columns add nothing to q . k, the padded output columns are
+  zeros and are cut, and the scale stays 1 / sqrt(true width).
+  """
+  width = q.shape[-1]
+  padded = -(-width // 8) * 8
+  if padded != width:
+    pad = lambda x: jnp.pad(x, [(0, 0)] * 3 + [(0, padded - width)])
+    q, k, v = pad(q), pad(k), pad(v)
+  y = jax.nn.dot_product_attention(q, k, v, scale=1.0 / np.sqrt(width), is_causal=True,
+                                   implementation=implementation)
+  return y[..., :width]
+
+
+def attention_path(impl: str) -> str:
+  """'blocks' (query blocks with a hand-written VJP: the CPU's, in the C++ kernel where it builds)
+  or 'xla' / 'cudnn' / 'fused' (`fused_attention`; 'fused' lets JAX choose) for model.attention_impl
+  `impl`; 'auto' decides by the backend at trace time: blocks on the CPU, fused elsewhere."""
+  if impl == "cudnn" and jax.default_backend() != "gpu":
+    raise UserError(f"config.model.attention_impl='cudnn' needs a GPU; this run's devices are "
+                    f"{jax.default_backend()}: use 'auto' or 'xla'")
+  if impl != "auto":
+    return impl
+  return "blocks" if jax.default_backend() == "cpu" else "fused"
+
+
 class CausalSelfAttention(nnx.Module):
   """[batch * time, d] -> [batch * time, d], each position sees itself and the past."""
 
   def __init__(self, d: int, heads: int, head_dim: int, *, rngs: nnx.Rngs, dtype, block: int = 0,
-               cpu_kernel: bool = False):
+               cpu_kernel: bool = False, impl: str = "auto"):
     self.heads, self.head_dim, self.dtype, self.block = heads, head_dim, dtype, block
     self.cpu_kernel = cpu_kernel
+    self.impl = impl  # model.attention_impl (see `attention_path`)
     self.qkv = nnx.Linear(d, 3 * heads * head_dim, rngs=rngs, dtype=dtype)
     self.out = nnx.Linear(heads * head_dim, d, rngs=rngs, dtype=dtype)
 
   def __call__(self, x: jax.Array, seq_len: int) -> jax.Array:
     b = x.shape[0] // seq_len
-    # One transpose of the small q/k/v to head-major [3, b, heads, t, head_dim].
     qkv = dense(self.qkv, x).reshape(b, seq_len, 3, self.heads, self.head_dim)
+    path = attention_path(self.impl)
+    if path != "blocks":  # [b, t, heads, head_dim] as they come: no transposes
+      y = fused_attention(qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2],
+                          None if path == "fused" else path)
+      return dense(self.out, y.reshape(b * seq_len, self.heads * self.head_dim))
+    # One transpose of the small q/k/v to head-major [3, b, heads, t, head_dim].
     qkv = jnp.transpose(qkv, (2, 0, 3, 1, 4))
     y = causal_attention(qkv[0], qkv[1], qkv[2], self.block, self.cpu_kernel)
     return dense(self.out, jnp.transpose(y, (0, 2, 1, 3)).reshape(b * seq_len, self.heads * self.head_dim))
@@ -190,7 +230,8 @@ class Block(nnx.Module):
     d = cfg.embed_dim
     self.ln1 = nnx.LayerNorm(d, rngs=rngs)
     self.attn = CausalSelfAttention(d, cfg.num_heads, head_dim, rngs=rngs, dtype=dtype,
-                                    block=cfg.attention_block, cpu_kernel=cfg.cpu_kernel)
+                                    block=cfg.attention_block, cpu_kernel=cfg.cpu_kernel,
+                                    impl=cfg.get("attention_impl", "auto"))
     self.ln2 = nnx.LayerNorm(d, rngs=rngs)
     self.fc1 = nnx.Linear(d, cfg.mlp_dim, rngs=rngs, dtype=dtype)
     self.fc2 = nnx.Linear(cfg.mlp_dim, d, rngs=rngs, dtype=dtype)

@@ -54,7 +54,7 @@ def unroll_for(backend: str) -> int:
 def lstm_cell(carry, gx, w_hh):
   """One LSTM step. carry (h, c) [batch, H]; gx [batch, 4H] precomputed x @ W_ih + b."""
   h, c = carry
-  gates = gx + h @ w_hh
+  gates = gx + wavefront.dot(h, w_hh)
   i, f, g, o = jnp.split(gates, 4, axis=-1)
   c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
   h = jax.nn.sigmoid(o) * jnp.tanh(c)
@@ -63,7 +63,7 @@ def lstm_cell(carry, gx, w_hh):
 
 def gru_cell(h, gx, w_hh, b_hn):
   """One GRU step. h [batch, H]; gx [batch, 3H] precomputed x @ W_ih + b."""
-  gh = h @ w_hh
+  gh = wavefront.dot(h, w_hh)
   xr, xz, xn = jnp.split(gx, 3, axis=-1)
   hr, hz, hn = jnp.split(gh, 3, axis=-1)
   r = jax.nn.sigmoid(xr + hr)
@@ -90,7 +90,7 @@ def _lstm_forward(gx, b, w_hh, unroll):
 
   def step(carry, g):
     h, c = carry
-    gates = h @ w_hh + g + b
+    gates = wavefront.dot(h, w_hh) + g + b
     # sigmoid on i, f, o and tanh on g in one pass: tanh(x) = 2 sigmoid(2x) - 1.
     a = jax.nn.sigmoid(gates * scale) * scale - shift
     i, f, gg, o = jnp.split(a, 4, axis=-1)
@@ -119,21 +119,24 @@ def _lstm_dgates(hs, cs, acts, w_hh, dhs, unroll):
     dc = dc_next + dh * o * (1 - tc * tc)
     dgates = jnp.concatenate([dc * g * i * (1 - i), dc * c_prev * f * (1 - f),
                               dc * i * (1 - g * g), dh * tc * o * (1 - o)], axis=-1)
-    return (dgates @ w_hh_t, dc * f), dgates
+    return (wavefront.dot(dgates, w_hh_t), dc * f), dgates
 
   zero = jnp.zeros_like(hs[0])
   return jax.lax.scan(step, (zero, zero), (dhs, acts, cs, _shift(cs)),
                       reverse=True, unroll=unroll)[1]
 
 
-def _w_hh_grad(hs, dg):
+def _w_hh_grad(hs, dg, dtype=jnp.float32):
   """dW_hh = sum_t h_{t-1}^T dgates_t as ONE [H, T*B] @ [T*B, G*H] product.
 
   Written with 2-D reshapes rather than an einsum over (t, b): XLA:CPU then
   feeds both operands to the matmul without transposed copies (1.4x faster).
   """
   hidden = hs.shape[-1]
-  return _shift(hs).reshape(-1, hidden).T @ dg.reshape(-1, dg.shape[-1])
+  h, g = _shift(hs).reshape(-1, hidden).T, dg.reshape(-1, dg.shape[-1])
+  if dtype == jnp.float32:
+    return h @ g
+  return jnp.matmul(h.astype(dtype), g.astype(dtype), preferred_element_type=jnp.float32).astype(dtype)
 
 
 # ---------------------------------------------------------------- GRU
@@ -150,7 +153,7 @@ def _gru_forward(gx, b, w_hh, b_hn, unroll):
 
   def step(h, xs):
     xr, xz, xn = xs
-    gh = h @ w_hh
+    gh = wavefront.dot(h, w_hh)
     r = jax.nn.sigmoid(xr + gh[:, :hidden] + b[:hidden])
     z = jax.nn.sigmoid(xz + gh[:, hidden:2 * hidden] + b[hidden:2 * hidden])
     hn = gh[:, 2 * hidden:] + b_hn
@@ -175,7 +178,7 @@ def _gru_dgates(hs, res, w_hh, dhs, unroll):
     dr = dn * hn * r * (1 - r)
     dz = dh * (h_prev - n) * z * (1 - z)
     dgh = jnp.concatenate([dr, dz, dn * r], axis=-1)   # d(h @ W_hh)
-    return dh * z + dgh @ w_hh_t, (jnp.concatenate([dr, dz, dn], axis=-1), dgh)
+    return dh * z + wavefront.dot(dgh, w_hh_t), (jnp.concatenate([dr, dz, dn], axis=-1), dgh)
 
   return jax.lax.scan(step, jnp.zeros_like(hs[0]), (dhs, res, _shift(hs)),
                       reverse=True, unroll=unroll)[1]
@@ -206,7 +209,7 @@ def _lstm_recurrence_bwd(kernel, res, dhs):
     dgates = cpu_recurrent.lstm_backward(cs, acts, w_hh, dhs)
   else:
     dgates = _lstm_dgates(hs, cs, acts, w_hh, dhs, unroll_for(jax.default_backend()))
-  return dgates, dgates.sum(axis=(0, 1)), _w_hh_grad(hs, dgates)
+  return dgates, dgates.sum(axis=(0, 1)), _w_hh_grad(hs, dgates, w_hh.dtype)
 
 
 lstm_recurrence.defvjp(_lstm_recurrence_fwd, _lstm_recurrence_bwd)
@@ -236,7 +239,7 @@ def _gru_recurrence_bwd(kernel, saved, dhs):
   else:
     dgx, dgh = _gru_dgates(hs, res, w_hh, dhs, unroll_for(jax.default_backend()))
   hidden = hs.shape[-1]
-  return (dgx, dgx.sum(axis=(0, 1)), _w_hh_grad(hs, dgh),
+  return (dgx, dgx.sum(axis=(0, 1)), _w_hh_grad(hs, dgh, w_hh.dtype),
           dgh[..., 2 * hidden:].sum(axis=(0, 1)))
 
 
@@ -288,16 +291,20 @@ class RecurrentLayer(nnx.Module):
 
   def time_major(self, x: jax.Array) -> jax.Array:
     """x [time, batch, in] -> hs [time, batch, hidden]."""
-    return self.recurrence(project(x.astype(self.dtype), self.w_ih[...].astype(self.dtype)))
+    return self.recurrence(project(x.astype(self.dtype), self.w_ih[...].astype(self.dtype)))  # bfloat16: float32 out
 
   def recurrence(self, gx: jax.Array) -> jax.Array:
-    """gx [time, batch, G*hidden] (the input already projected, x @ W_ih) -> hs [time, batch, hidden]."""
-    cast = lambda p: p[...].astype(self.dtype)
-    gx = gx.astype(self.dtype)
+    """gx [time, batch, G*hidden] (the input already projected, x @ W_ih) -> hs [time, batch, hidden].
+
+    Mixed precision (dtype bfloat16): W_hh in bfloat16 for the products; gx,
+    the biases, the carries (h, c), the gates and hs in float32.
+    """
     kernel = self.cpu_kernel and cpu_recurrent.usable(self.dtype, self.hidden)
+    w_hh = self.w_hh[...].astype(self.dtype)
+    gx, b = gx.astype(jnp.float32), self.b[...].astype(jnp.float32)
     if self.kind == "lstm":
-      return lstm_recurrence(gx, cast(self.b), cast(self.w_hh), kernel)
-    return gru_recurrence(gx, cast(self.b), cast(self.w_hh), cast(self.b_hn), kernel)
+      return lstm_recurrence(gx, b, w_hh, kernel)
+    return gru_recurrence(gx, b, w_hh, self.b_hn[...].astype(jnp.float32), kernel)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     return jnp.swapaxes(self.time_major(jnp.swapaxes(x, 0, 1)), 0, 1)
@@ -307,11 +314,11 @@ class RecurrentLayer(nnx.Module):
 
     The plain cells with the bias the time loop adds: the same equations, one step.
     """
-    cast = lambda p: p[...].astype(self.dtype)
-    gx = gx.astype(self.dtype) + cast(self.b)
+    gx = gx.astype(jnp.float32) + self.b[...]
+    w_hh = self.w_hh[...].astype(self.dtype)
     if self.kind == "lstm":
-      return lstm_cell(carry, gx, cast(self.w_hh))
-    return gru_cell(carry, gx, cast(self.w_hh), cast(self.b_hn))
+      return lstm_cell(carry, gx, w_hh)
+    return gru_cell(carry, gx, w_hh, self.b_hn[...])
 
 
 def _time_major_layer(layer: RecurrentLayer, x: jax.Array) -> jax.Array:
@@ -409,16 +416,16 @@ class RecurrentLM(nnx.Module):
     """
     t, first = inputs.shape[1], self.layers[0]
     w_ih = first.w_ih[...].astype(first.dtype)
-    table = self.embed.embedding[...].astype(first.dtype) @ w_ih            # [V, G*H]
+    table = wavefront.dot(self.embed.embedding[...].astype(first.dtype), w_ih)  # [V, G*H] float32
     # Time-major throughout: only the small logits [T, B, V] are transposed back.
     if self.vocab_size <= 256:
-      one_hot = jax.nn.one_hot(inputs.T, self.vocab_size, dtype=first.dtype)  # [T, B, V]
+      one_hot = jax.nn.one_hot(inputs.T, self.vocab_size, dtype=table.dtype)  # [T, B, V]
       # A plain dot, not `project`: matmul's CPU convolution was only measured faster for large K, not K = 8.
       gx = (one_hot.reshape(-1, self.vocab_size) @ table).reshape(t, inputs.shape[0], -1)
     else:  # large k-mer vocabularies: a gather, not a [T*B, V] one-hot product
       gx = table[inputs.T]
     if self.pos is not None:
-      pos = self.pos.embedding[...][:t].astype(first.dtype) @ w_ih           # [T, G*H]
+      pos = wavefront.dot(self.pos.embedding[...][:t].astype(first.dtype), w_ih)  # [T, G*H]
       gx = gx + pos[:, None]
     return gx
 
@@ -442,8 +449,9 @@ class RecurrentLM(nnx.Module):
     return fn(*args)
 
   def initial_carry(self, batch: int) -> tuple:
-    """The zero state __call__ starts from: per layer (h, c) for LSTM, h for GRU, each [batch, hidden]."""
-    zero = lambda layer: jnp.zeros((batch, layer.hidden), layer.dtype)
+    """The zero state __call__ starts from: per layer (h, c) for LSTM, h for GRU, each [batch, hidden]
+    float32 (the carries stay float32 under bfloat16)."""
+    zero = lambda layer: jnp.zeros((batch, layer.hidden), jnp.float32)
     return tuple((zero(l), zero(l)) if l.kind == "lstm" else zero(l) for l in self.layers)
 
   def decode_step(self, carry: tuple, token: jax.Array, position) -> tuple[tuple, jax.Array]:
@@ -455,13 +463,13 @@ class RecurrentLM(nnx.Module):
     """
     first = self.layers[0]
     w_ih = first.w_ih[...].astype(first.dtype)
-    gx = (self.embed.embedding[...].astype(first.dtype) @ w_ih)[token]      # [B, G*H]
+    gx = wavefront.dot(self.embed.embedding[...].astype(first.dtype), w_ih)[token]  # [B, G*H]
     if self.pos is not None:
-      gx = gx + self.pos.embedding[...][position].astype(first.dtype) @ w_ih
+      gx = gx + wavefront.dot(self.pos.embedding[...][position].astype(first.dtype), w_ih)
     new, x = [], None
     for i, layer in enumerate(self.layers):
       if i:
-        gx = x @ layer.w_ih[...].astype(layer.dtype)
+        gx = wavefront.dot(x, layer.w_ih[...].astype(layer.dtype))
       state, x = layer.cell(carry[i], gx)
       new.append(state)
     return tuple(new), self.head(x.astype(jnp.float32))

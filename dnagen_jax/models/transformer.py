@@ -28,6 +28,13 @@ from dnagen_jax.models import cpu_attention
 from dnagen_jax.models.matmul import dense
 
 
+def _mm(spec: str, a: jax.Array, b: jax.Array) -> jax.Array:
+  """einsum(spec, a, b); 16-bit operands: 16-bit products, float32 accumulation and result."""
+  if a.dtype == b.dtype == jnp.float32:
+    return jnp.einsum(spec, a, b)
+  return jnp.einsum(spec, a, b, preferred_element_type=jnp.float32)
+
+
 def _tiles(t: int, block: int) -> list[tuple[int, int]]:
   """(first, last + 1) query of each block of `block` queries; one block when block <= 0 or >= t."""
   block = block if 0 < block < t else t
@@ -47,12 +54,12 @@ def _forward(q: jax.Array, k: jax.Array, v: jax.Array, block: int) -> tuple[jax.
   """
   outs, lses = [], []
   for s, e in _tiles(q.shape[-2], block):
-    scores = jnp.einsum("...qd,...kd->...qk", q[..., s:e, :], k[..., :e, :]).astype(jnp.float32)
+    scores = _mm("...qd,...kd->...qk", q[..., s:e, :], k[..., :e, :]).astype(jnp.float32)
     scores = jnp.where(_visible(s, e), scores, -jnp.inf)
     top = jnp.max(scores, axis=-1, keepdims=True)
     p = jnp.exp(scores - top)
     total = jnp.sum(p, axis=-1, keepdims=True)
-    outs.append(jnp.einsum("...qk,...kd->...qd", (p / total).astype(v.dtype), v[..., :e, :]))
+    outs.append(_mm("...qk,...kd->...qd", (p / total).astype(v.dtype), v[..., :e, :]).astype(v.dtype))
     lses.append((top + jnp.log(total))[..., 0])
   return jnp.concatenate(outs, axis=-2), jnp.concatenate(lses, axis=-1)
 
@@ -68,13 +75,13 @@ def _backward(q, k, v, o, lse, do, block):
   dq, dk, dv = [], [], []
   for s, e in _tiles(t, block):
     qs, ks, vs, dos = q[..., s:e, :], k[..., :e, :], v[..., :e, :], do[..., s:e, :]
-    scores = jnp.einsum("...qd,...kd->...qk", qs, ks).astype(jnp.float32)
+    scores = _mm("...qd,...kd->...qk", qs, ks).astype(jnp.float32)
     p = jnp.where(_visible(s, e), jnp.exp(scores - lse[..., s:e, None]), 0.0)
-    dv.append(jnp.einsum("...qk,...qd->...kd", p.astype(do.dtype), dos))
-    dp = jnp.einsum("...qd,...kd->...qk", dos, vs).astype(jnp.float32)
+    dv.append(_mm("...qk,...qd->...kd", p.astype(do.dtype), dos).astype(v.dtype))
+    dp = _mm("...qd,...kd->...qk", dos, vs).astype(jnp.float32)
     ds = (p * (dp - delta[..., s:e, :])).astype(q.dtype)
-    dq.append(jnp.einsum("...qk,...kd->...qd", ds, ks))
-    dk.append(jnp.einsum("...qk,...qd->...kd", ds, qs))
+    dq.append(_mm("...qk,...kd->...qd", ds, ks).astype(q.dtype))
+    dk.append(_mm("...qk,...qd->...kd", ds, qs).astype(k.dtype))
   # Block i's keys are 0 .. e_i - 1: pad each part with zeros to all t keys, then sum.
   pad = lambda x: jnp.pad(x, [(0, 0)] * (x.ndim - 2) + [(0, t - x.shape[-2]), (0, 0)])
   return jnp.concatenate(dq, axis=-2), sum(map(pad, dk)), sum(map(pad, dv))
@@ -191,7 +198,8 @@ class CausalSelfAttention(nnx.Module):
 
   def __call__(self, x: jax.Array, seq_len: int) -> jax.Array:
     b = x.shape[0] // seq_len
-    qkv = dense(self.qkv, x).reshape(b, seq_len, 3, self.heads, self.head_dim)
+    # bfloat16: q, k, v in bfloat16 (dense gives float32); scores, softmax and sums in float32.
+    qkv = dense(self.qkv, x).astype(self.dtype).reshape(b, seq_len, 3, self.heads, self.head_dim)
     path = attention_path(self.impl)
     if path != "blocks":  # [b, t, heads, head_dim] as they come: no transposes
       y = fused_attention(qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2],
@@ -210,15 +218,15 @@ class CausalSelfAttention(nnx.Module):
     while generating, s = the prompt to prefill). -> (y [batch * s, d], cache).
     """
     b = x.shape[0] // seq_len
-    qkv = jnp.transpose(dense(self.qkv, x).reshape(b, seq_len, 3, self.heads, self.head_dim),
+    qkv = jnp.transpose(dense(self.qkv, x).astype(self.dtype).reshape(b, seq_len, 3, self.heads, self.head_dim),
                         (2, 0, 3, 1, 4))
     k = lax.dynamic_update_slice(cache[0], qkv[1].astype(cache[0].dtype), (0, 0, start, 0))
     v = lax.dynamic_update_slice(cache[1], qkv[2].astype(cache[1].dtype), (0, 0, start, 0))
     q = qkv[0] * (1.0 / np.sqrt(self.head_dim)).astype(qkv.dtype)  # as causal_attention scales
-    scores = jnp.einsum("bhqd,bhkd->bhqk", q, k).astype(jnp.float32)
+    scores = _mm("bhqd,bhkd->bhqk", q, k).astype(jnp.float32)
     visible = jnp.arange(k.shape[2])[None, :] <= start + jnp.arange(seq_len)[:, None]
     p = jax.nn.softmax(jnp.where(visible, scores, -jnp.inf), axis=-1)
-    y = jnp.einsum("bhqk,bhkd->bhqd", p.astype(v.dtype), v)
+    y = _mm("bhqk,bhkd->bhqd", p.astype(v.dtype), v).astype(v.dtype)
     y = jnp.transpose(y, (0, 2, 1, 3)).reshape(b * seq_len, self.heads * self.head_dim)
     return dense(self.out, y), (k, v)
 

@@ -63,6 +63,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.train = ml_collections.ConfigDict()
   config.train.seed = 0                # parameter init and data order
+  config.train.fsdp = 1                # devices each parameter and its Adam state are split over (mesh axis 'fsdp'; must divide the device count; docs/accelerators.md)
   config.train.batch_size = 16         # global batch (genes), split over all devices
   config.train.num_epochs = 40         # stop after this many passes over train (the study: 40)
   config.train.max_steps = 400         # and after this many steps (0 = no step limit)

@@ -7,9 +7,12 @@ rounding noise of the logits, about 0.2-0.5% of the loss, and the two runs'
 parameters drift apart only slowly, since both follow the same gradients to
 that precision. The test trains both runs STEPS steps from the same
 initialisation on the same batches and asks that the mean loss of the last
-10 steps agrees within TOLERANCE nats per nucleotide (1.5% of the ~1.37-nat
-loss), while training itself moves the loss by several times that (asserted),
-so the bound separates tracking from not learning. A float16 or bfloat16
+10 steps agrees within TOLERANCE nats per nucleotide (0.4% of the ~1.35-nat
+loss) and every step within twice that, while training itself moves the loss
+by far more (asserted). Measured here (2-layer models, 40 steps of 8 x 192):
+last-10 gaps of 1.3e-4 (LSTM), 1.4e-4 (GRU), 0.4e-4 (transformer) nats and
+per-step gaps up to 1.4e-3, against a drop of 0.45 nats; the bound leaves
+room for other CPUs' rounding and is still ~100x below the learning. A float16 or bfloat16
 carry over the whole sequence, or a bfloat16 softmax, is what it guards against.
 """
 
@@ -26,7 +29,7 @@ from dnagen_jax.data import batching
 from dnagen_jax.data import synthetic
 from dnagen_jax.runtime import steps
 
-STEPS, TOLERANCE = 40, 0.02
+STEPS, TOLERANCE = 40, 0.005
 
 
 def _losses(name, dtype, batches):

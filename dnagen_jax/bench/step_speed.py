@@ -98,19 +98,20 @@ class JaxBench:
   """The project's jitted train and eval steps on one batch shape."""
 
   def __init__(self, config, batch: dict):
-    self.mesh = mesh_utils.make_mesh()
+    self.mesh = mesh_utils.make_mesh(fsdp=config.train.get("fsdp", 1))
     model = models.create_model(config.model, config.train.seed)
     self.params = models.param_count(model)
     optimizer = nnx.Optimizer(model, steps.make_optimizer(config.train, 10**6), wrt=nnx.Param)
     graphdef, state = nnx.split((model, optimizer))
-    rep = mesh_utils.replicated(self.mesh)
-    self.state = jax.device_put(state, rep)
+    shardings = mesh_utils.state_shardings(state, self.mesh)  # replicated unless train.fsdp > 1
+    self.state = jax.device_put(state, shardings)
     self.batch = mesh_utils.put_batch(batch, self.mesh)
     model_def, params = nnx.split(model)
+    score_shardings = mesh_utils.state_shardings(params, self.mesh)
     # A copy: the train step donates (frees) the state's buffers.
-    self.score_params = jax.device_put(jax.tree.map(jnp.copy, params), rep)
-    train = steps.jit_train_step(graphdef, self.mesh)
-    score = steps.jit_eval_step(model_def, self.mesh)
+    self.score_params = jax.device_put(jax.tree.map(jnp.copy, params), score_shardings)
+    train = steps.jit_train_step(graphdef, self.mesh, shardings)
+    score = steps.jit_eval_step(model_def, self.mesh, score_shardings)
     t0 = time.perf_counter()
     self.train_fn = train.lower(self.state, self.batch).compile()
     self.compile_train_s = time.perf_counter() - t0

@@ -30,6 +30,7 @@ from flax import nnx
 
 from dnagen_jax.data import tokens
 from dnagen_jax.errors import UserError
+from dnagen_jax.models import axes
 from dnagen_jax.models import cpu_recurrent
 from dnagen_jax.models import cudnn_lstm
 from dnagen_jax.models import wavefront
@@ -274,20 +275,21 @@ class RecurrentLayer(nnx.Module):
     self.cpu_kernel = cpu_kernel  # on CPU: the time loops in the C++ kernel where it builds
     scale = 1.0 / hidden ** 0.5  # PyTorch's U(-1/sqrt(H), 1/sqrt(H)) init
     uniform = lambda shape: jax.random.uniform(rngs.params(), shape, minval=-scale, maxval=scale)
-    self.w_ih = nnx.Param(uniform((in_dim, gates * hidden)))
-    self.w_hh = nnx.Param(uniform((hidden, gates * hidden)))
+    # Dimensions named for sharding (models/axes.py).
+    self.w_ih = axes.param(uniform((in_dim, gates * hidden)), "rnn_in", "rnn_gates")
+    self.w_hh = axes.param(uniform((hidden, gates * hidden)), "rnn_hidden", "rnn_gates")
     if init == "flax":
-      self.b = nnx.Param(jnp.zeros((gates * hidden,)))
+      self.b = axes.param(jnp.zeros((gates * hidden,)), "rnn_gates")
       if kind == "gru":
-        self.b_hn = nnx.Param(jnp.zeros((hidden,)))
+        self.b_hn = axes.param(jnp.zeros((hidden,)), "rnn_hidden")
     elif kind == "lstm":
       # PyTorch draws b_ih and b_hh, U each; their sum is the one bias used here.
-      self.b = nnx.Param(uniform((4 * hidden,)) + uniform((4 * hidden,)))
+      self.b = axes.param(uniform((4 * hidden,)) + uniform((4 * hidden,)), "rnn_gates")
     else:
       # GRU: r and z add b_ih + b_hh; n adds b_ih alone (b_hh's n part is b_hn, inside r * (.)).
-      self.b = nnx.Param(uniform((3 * hidden,)) + jnp.concatenate(
-          [uniform((2 * hidden,)), jnp.zeros((hidden,))]))
-      self.b_hn = nnx.Param(uniform((hidden,)))
+      self.b = axes.param(uniform((3 * hidden,)) + jnp.concatenate(
+          [uniform((2 * hidden,)), jnp.zeros((hidden,))]), "rnn_gates")
+      self.b_hn = axes.param(uniform((hidden,)), "rnn_hidden")
 
   def time_major(self, x: jax.Array) -> jax.Array:
     """x [time, batch, in] -> hs [time, batch, hidden]."""
@@ -300,7 +302,7 @@ class RecurrentLayer(nnx.Module):
     the biases, the carries (h, c), the gates and hs in float32.
     """
     kernel = self.cpu_kernel and cpu_recurrent.usable(self.dtype, self.hidden)
-    w_hh = self.w_hh[...].astype(self.dtype)
+    w_hh = axes.gathered(self.w_hh[...].astype(self.dtype))  # sharded parameters: gathered before the loop
     gx, b = gx.astype(jnp.float32), self.b[...].astype(jnp.float32)
     if self.kind == "lstm":
       return lstm_recurrence(gx, b, w_hh, kernel)
@@ -348,15 +350,18 @@ class RecurrentLM(nnx.Module):
       uniform = lambda key, shape, dtype=jnp.float32: jax.random.uniform(
           key, shape, dtype, -bound, bound)
       head_kw = {"kernel_init": uniform, "bias_init": uniform}
-    self.embed = nnx.Embed(vocab_size, cfg.embed_dim, rngs=rngs, **embed_kw)
-    self.pos = (nnx.Embed(cfg.max_len, cfg.embed_dim, rngs=rngs, **embed_kw)
+    self.embed = nnx.Embed(vocab_size, cfg.embed_dim, rngs=rngs,
+                           embedding_metadata=axes.meta("vocab", "embed"), **embed_kw)
+    self.pos = (nnx.Embed(cfg.max_len, cfg.embed_dim, rngs=rngs,
+                          embedding_metadata=axes.meta("position", "embed"), **embed_kw)
                 if cfg.position_embedding else None)
     dims = [cfg.embed_dim] + [cfg.hidden_dim] * cfg.num_layers
     self.remat = bool(cfg.remat)
     self.layers = nnx.List([RecurrentLayer(cfg.name, dims[i], dims[i + 1], rngs=rngs, dtype=dtype,
                                            init=cfg.init, cpu_kernel=cfg.cpu_kernel)
                             for i in range(cfg.num_layers)])
-    self.head = nnx.Linear(cfg.hidden_dim, vocab_size, rngs=rngs, **head_kw)
+    self.head = nnx.Linear(cfg.hidden_dim, vocab_size, rngs=rngs, kernel_metadata=axes.meta(
+        "rnn_hidden", "vocab"), bias_metadata=axes.meta("vocab"), **head_kw)
     # 'auto' (per backend), 'layers' or 'wavefront' (see `path`); old configs lack the field.
     self.impl = cfg.get("recurrent_impl", "auto")
 
@@ -432,18 +437,20 @@ class RecurrentLM(nnx.Module):
   def _wavefront(self, gx: jax.Array) -> jax.Array:
     """gx [T, B, G*H] (layer 0's input projection) -> the last layer's hs [T, B, H], all layers in one loop."""
     dtype, hidden = self.layers[0].dtype, self.layers[0].hidden
-    weights = lambda name, layers: jnp.stack([getattr(l, name)[...].astype(dtype) for l in layers])
+    # Sharded parameters are gathered once here, not inside the loop.
+    weights = lambda name, layers: axes.gathered(
+        jnp.stack([getattr(l, name)[...].astype(dtype) for l in layers]))
     w_hh = weights("w_hh", self.layers)
     w_ih = (weights("w_ih", self.layers[1:]) if len(self.layers) > 1
             else jnp.zeros((0, hidden, w_hh.shape[-1]), dtype))
-    b = jnp.stack([l.b[...] for l in self.layers])        # biases, carries and gates stay float32
+    b = axes.gathered(jnp.stack([l.b[...] for l in self.layers]))  # biases, carries and gates stay float32
     unroll = unroll_for(jax.default_backend())
     if self.layers[0].kind == "lstm":
       fn = functools.partial(wavefront.lstm_wavefront, unroll=unroll)
       args = (gx, b, w_ih, w_hh)
     else:
       fn = functools.partial(wavefront.gru_wavefront, unroll=unroll)
-      args = (gx, b, w_ih, w_hh, jnp.stack([l.b_hn[...] for l in self.layers]))
+      args = (gx, b, w_ih, w_hh, axes.gathered(jnp.stack([l.b_hn[...] for l in self.layers])))
     if self.remat:  # keep only the inputs; the loop and its residuals re-run in the backward pass
       fn = jax.checkpoint(fn)
     return fn(*args)

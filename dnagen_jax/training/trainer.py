@@ -98,7 +98,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 def _train(config, workdir: str, flag: dict) -> dict:
   tc = config.train
   writer = distributed.is_writer()
-  mesh = mesh_utils.make_mesh()
+  mesh = mesh_utils.make_mesh(fsdp=tc.get("fsdp", 1))
   if tc.batch_size % mesh.size:
     raise UserError(f"train.batch_size={tc.batch_size} must be a multiple of the {mesh.size} devices")
 
@@ -116,13 +116,14 @@ def _train(config, workdir: str, flag: dict) -> dict:
   meta = {"step": 0, "data": None, "best_val_loss": math.inf, "bad_evals": 0,
           "nucleotides_seen": 0, "seed": tc.seed, "elapsed_s": 0.0}
   if ckpts.latest_step() is not None:
-    meta = ckpts.restore_into(model, optimizer, mesh_utils.replicated(mesh))
+    meta = ckpts.restore_into(model, optimizer, lambda s: mesh_utils.state_shardings(s, mesh))
     print(f"resuming from step {meta['step']} in {workdir}", flush=True)
 
   model_def = nnx.graphdef(model)
   graphdef, state = nnx.split((model, optimizer))
-  state = jax.device_put(state, mesh_utils.replicated(mesh))
-  train_step = steps.ByShape(steps.jit_train_step(graphdef, mesh), state, mesh)
+  shardings = mesh_utils.state_shardings(state, mesh)  # replicated unless train.fsdp > 1
+  state = jax.device_put(state, shardings)
+  train_step = steps.ByShape(steps.jit_train_step(graphdef, mesh, shardings), state, mesh, shardings)
   # One scorer for every validation: its compiled eval programs are reused.
   val_scorer = neural.NeuralScorer(config, model_def, nnx.state(model), mesh)
   it = data.iterator()

@@ -93,7 +93,11 @@ class TrainBatches:
   `get_state()` is checkpointed.
   """
 
-  def __init__(self, data_config, batch_size: int, seed: int):
+  def __init__(self, data_config, batch_size: int, seed: int, rows: tuple[int, int] | None = None):
+    """rows (first, stop): build only these rows of each global batch (this process's share on
+    several hosts; `runtime.mesh_utils.process_rows`), with the global batch's length and, as
+    `nucleotides_total` / `tokens_total`, its counts. None: whole batches, as before."""
+    self.rows = rows
     self.src = storage.data_source(data_config, "train")
     self.kmer = int(data_config.get("kmer", 1))
     self.gene_lengths = np.asarray([self.src[i]["length"] for i in range(len(self.src))])
@@ -141,9 +145,18 @@ class TrainBatches:
     epoch, i = divmod(step, self.batches_per_epoch)
     if self._plan[0] != epoch:  # a new epoch: one permutation for all its batches
       self._plan = (epoch, self._epoch_plan(epoch))
-    seqs = [storage.as_str(self.src[int(j)]["sequence"]) for j in self._plan[1][i]]
-    length = bucket_length(int(kmers.num_tokens(max(len(s) for s in seqs), self.kmer)), self.buckets)
+    genes = self._plan[1][i]
+    if self.rows is not None:  # the length and counts of the global batch, from the lengths alone
+      length = bucket_length(int(self.lengths[genes].max()), self.buckets)
+      totals = {"nucleotides_total": np.int64(np.minimum(self.gene_lengths[genes], length * self.kmer).sum()),
+                "tokens_total": np.int64(len(genes) * length)}
+      genes = genes[self.rows[0]:self.rows[1]]  # read and encode this process's rows only
+    seqs = [storage.as_str(self.src[int(j)]["sequence"]) for j in genes]
+    if self.rows is None:
+      length = bucket_length(int(kmers.num_tokens(max(len(s) for s in seqs), self.kmer)), self.buckets)
     batch = make_batch(seqs, length, kmer=self.kmer)
+    if self.rows is not None:
+      batch.update(totals)
     if self.kmer > 1:  # nucleotides per row (the trainer counts these, not tokens)
       batch["nucleotides"] = np.asarray([min(len(s), length * self.kmer) for s in seqs], np.int64)
     return batch

@@ -107,19 +107,27 @@ def round_to_devices(batch_size: int, mesh: Mesh) -> int:
   return -(-batch_size // n) * n
 
 
+def process_rows(batch_size: int) -> tuple[int, int]:
+  """(first, stop): the rows of a global batch that this process feeds (its devices' rows)."""
+  n, i = jax.process_count(), jax.process_index()
+  rows = batch_size // n
+  return i * rows, (i + 1) * rows
+
+
+def put_local_batch(batch: dict, mesh: Mesh, batch_size: int) -> dict:
+  """This process's rows [batch_size / processes, ...] -> global arrays [batch_size, ...] split
+  over 'data' and 'fsdp' (`jax.make_array_from_process_local_data`; no data exchange)."""
+  sharding = batch_sharded(mesh)
+  return {k: jax.make_array_from_process_local_data(
+      sharding, np.asarray(v), (batch_size,) + np.shape(v)[1:]) for k, v in batch.items()}
+
+
 def put_batch(batch: dict, mesh: Mesh) -> dict:
   """Global host batch [B, ...] -> global arrays split over 'data' and 'fsdp'.
 
-  Every process computes the same global batch (it is a function of the step);
-  each hands JAX only its own rows, so several hosts need no data exchange.
+  Every process holds the same global batch here; each hands JAX only its own
+  rows. (Training builds only its own rows in the first place: `put_local_batch`.)
   """
-  sharding = batch_sharded(mesh)
-  n, i = jax.process_count(), jax.process_index()
-
-  def local(v):
-    v = np.asarray(v)
-    rows = v.shape[0] // n
-    return v[i * rows:(i + 1) * rows]
-
-  return {k: jax.make_array_from_process_local_data(sharding, local(v), v.shape)
-          for k, v in batch.items()}
+  first, stop = process_rows(len(next(iter(batch.values()))))
+  size = len(next(iter(batch.values())))
+  return put_local_batch({k: np.asarray(v)[first:stop] for k, v in batch.items()}, mesh, size)

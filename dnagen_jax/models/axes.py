@@ -20,6 +20,7 @@ from jax.sharding import PartitionSpec as P
 
 # Mesh axes the parameters may be split over; the batch is split over 'data' and 'fsdp'.
 PARAMETER_AXES = ("fsdp", "tensor")
+BATCH_AXES = ("data", "fsdp")
 
 
 def param(value: jax.Array, *names: str | None) -> nnx.Param:
@@ -43,3 +44,22 @@ def gathered(w: jax.Array) -> jax.Array:
   if mesh.empty or all(mesh.shape.get(a, 1) == 1 for a in PARAMETER_AXES):
     return w
   return jax.lax.with_sharding_constraint(w, P())
+
+
+def batch_rows(x: jax.Array, axis: int) -> jax.Array:
+  """x split over the batch axes along `axis` (its batch dimension), whole along the others.
+
+  Pins a time loop's inputs ([T, B, ...]: axis 1) to the layout that keeps each
+  device's rows local: left to itself, the partitioner may split another
+  dimension (time, or the gates after a product with a split weight) and
+  then move data between devices at every step. A no-op without a mesh.
+  """
+  mesh = jax.sharding.get_abstract_mesh()
+  if mesh.empty:
+    return x
+  names = tuple(a for a in BATCH_AXES if mesh.shape.get(a, 1) > 1)
+  if not names:
+    return x
+  spec = [None] * x.ndim
+  spec[axis] = names
+  return jax.lax.with_sharding_constraint(x, P(*spec))

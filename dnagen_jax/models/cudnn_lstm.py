@@ -26,7 +26,8 @@ import jax.numpy as jnp
 from jax.experimental import rnn
 from jax.sharding import PartitionSpec as P
 
-BATCH_AXES = ("data", "fsdp")  # mesh axes that split the batch
+from dnagen_jax.models import axes as model_axes
+
 
 
 def on_cuda() -> bool:
@@ -66,7 +67,7 @@ def stack(x: jax.Array, weights: jax.Array, hidden: int, layers: int,
   """
   run = lambda x, w: _run(x, w, hidden, layers, reference)
   mesh = jax.sharding.get_abstract_mesh()
-  axes = tuple(a for a in BATCH_AXES if not mesh.empty and a in mesh.axis_names)
+  axes = tuple(a for a in model_axes.BATCH_AXES if not mesh.empty and a in mesh.axis_names)
   if not axes:
     return run(x, weights)
   rows = P(axes)

@@ -206,6 +206,7 @@ def _lstm_recurrence_fwd(gx, b, w_hh, kernel):
 
 def _lstm_recurrence_bwd(kernel, res, dhs):
   hs, cs, acts, w_hh = res
+  dhs = axes.batch_rows(dhs, 1)  # rows local in the loop, whatever layout the layer above gave
   if kernel:
     dgates = cpu_recurrent.lstm_backward(cs, acts, w_hh, dhs)
   else:
@@ -235,6 +236,7 @@ def _gru_recurrence_fwd(gx, b, w_hh, b_hn, kernel):
 
 def _gru_recurrence_bwd(kernel, saved, dhs):
   hs, res, w_hh = saved
+  dhs = axes.batch_rows(dhs, 1)
   if kernel:
     dgx, dgh = cpu_recurrent.gru_backward(hs, res, w_hh, dhs)
   else:
@@ -303,7 +305,7 @@ class RecurrentLayer(nnx.Module):
     """
     kernel = self.cpu_kernel and cpu_recurrent.usable(self.dtype, self.hidden)
     w_hh = axes.gathered(self.w_hh[...].astype(self.dtype))  # sharded parameters: gathered before the loop
-    gx, b = gx.astype(jnp.float32), self.b[...].astype(jnp.float32)
+    gx, b = axes.batch_rows(gx.astype(jnp.float32), 1), self.b[...].astype(jnp.float32)
     if self.kind == "lstm":
       return lstm_recurrence(gx, b, w_hh, kernel)
     return gru_recurrence(gx, b, w_hh, self.b_hn[...].astype(jnp.float32), kernel)
@@ -445,6 +447,7 @@ class RecurrentLM(nnx.Module):
             else jnp.zeros((0, hidden, w_hh.shape[-1]), dtype))
     b = axes.gathered(jnp.stack([l.b[...] for l in self.layers]))  # biases, carries and gates stay float32
     unroll = unroll_for(jax.default_backend())
+    gx = axes.batch_rows(gx, 1)  # each device's rows stay on it through the loop
     if self.layers[0].kind == "lstm":
       fn = functools.partial(wavefront.lstm_wavefront, unroll=unroll)
       args = (gx, b, w_ih, w_hh)

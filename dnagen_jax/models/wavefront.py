@@ -31,6 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dnagen_jax.models import axes
+
 
 def dot(x: jax.Array, w: jax.Array) -> jax.Array:
   """x @ w (batched over leading axes); float32 results, bfloat16 products when w is bfloat16."""
@@ -124,6 +126,7 @@ def _lstm_bwd(unroll, res, dhs):
   hs_all, cs_all, acts, gx0, b, w_ih, w_hh = res
   t, layers = dhs.shape[0], w_hh.shape[0]
   w_hh_t = jnp.swapaxes(w_hh, 1, 2)
+  dhs = axes.batch_rows(dhs, 1)  # rows local in the loop
   dy = jnp.pad(dhs.astype(jnp.float32), [(layers - 1, 0), (0, 0), (0, 0)])   # [S, B, H], last layer's
 
   def step(carry, xs):
@@ -196,7 +199,7 @@ def _gru_bwd(unroll, saved, dhs):
   hs_all, res, gx0, b, w_ih, w_hh, b_hn = saved
   t, layers, hidden = dhs.shape[0], w_hh.shape[0], w_hh.shape[1]
   w_hh_t = jnp.swapaxes(w_hh, 1, 2)
-  dy = jnp.pad(dhs.astype(jnp.float32), [(layers - 1, 0), (0, 0), (0, 0)])
+  dy = jnp.pad(axes.batch_rows(dhs, 1).astype(jnp.float32), [(layers - 1, 0), (0, 0), (0, 0)])
 
   def step(carry, xs):
     rec_next, dgx_next = carry

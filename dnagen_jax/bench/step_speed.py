@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 import time
 
@@ -274,7 +275,10 @@ def _time_steps(config, batch: dict, steps: int, warmup: int, with_torch: bool,
           times[f"torch_{kind}"].append(t)
 
   result = {"jax_params": jb.params, "compile_train_s": jb.compile_train_s,
-            "compile_score_s": jb.compile_score_s, "step_times_s": times}
+            "compile_score_s": jb.compile_score_s, "step_times_s": times,
+            # Which library kernels the compiled step calls (cuDNN's RNN, fused attention...).
+            "custom_calls": sorted(set(re.findall(r'custom_call_target="([^"]+)"',
+                                                  jb.train_fn.as_text() or "")))}
   print(f"{'':22s}{'JAX nt/s':>12s}{'PyTorch nt/s':>14s}{'JAX/PyTorch':>13s}")
   for kind in ("train", "score"):
     jr = _median_rate(times[f"jax_{kind}"], tokens_per_step)
@@ -287,6 +291,8 @@ def _time_steps(config, batch: dict, steps: int, warmup: int, with_torch: bool,
     print(line, flush=True)
   if tb:
     result.update(torch_version=tb.torch.__version__, torch_params=tb.params)
+    if tb.torch.cuda.is_available():
+      result["torch_peak_device_bytes"] = tb.torch.cuda.max_memory_allocated()
 
   flops = forward_flops_per_token(m, seq_len)
   train_flops_s = 3 * flops * result["jax_train_nt_per_s"]

@@ -54,7 +54,8 @@ def replicated(mesh: Mesh) -> NamedSharding:
 
 
 def batch_sharded(mesh: Mesh) -> NamedSharding:
-  return NamedSharding(mesh, P(BATCH))
+  """Split along the first dimension over the batch axes (those of BATCH the mesh has)."""
+  return NamedSharding(mesh, P(tuple(a for a in BATCH if a in mesh.axis_names)))
 
 
 def _fit(spec: P, shape, mesh: Mesh) -> P:
@@ -62,7 +63,7 @@ def _fit(spec: P, shape, mesh: Mesh) -> P:
   out = []
   for dim, names in zip(shape, tuple(spec) + (None,) * (len(shape) - len(spec))):
     names = (names,) if isinstance(names, str) else tuple(names or ())
-    names = tuple(n for n in names if mesh.shape[n] > 1)
+    names = tuple(n for n in names if mesh.shape.get(n, 1) > 1)
     size = int(np.prod([mesh.shape[n] for n in names])) if names else 1
     out.append(None if not names or dim % size else (names[0] if len(names) == 1 else names))
   while out and out[-1] is None:  # P('fsdp', None) is P('fsdp'); all None is P(), replicated
@@ -86,7 +87,7 @@ def state_shardings(state, mesh: Mesh):
 
 def sharded_parameters(mesh: Mesh) -> bool:
   """Whether parameters are split on `mesh` (an axis other than 'data' larger than 1)."""
-  return any(mesh.shape[a] > 1 for a in AXES[1:])
+  return any(mesh.shape.get(a, 1) > 1 for a in AXES[1:])
 
 
 def tracing_context(mesh: Mesh):

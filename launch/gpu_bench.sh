@@ -98,9 +98,11 @@ case "${1:-}" in
     check || exit 1
     nvidia-smi > /dev/null 2>&1 && { mkdir -p "$OUT"; nvidia-smi > "$OUT/nvidia-smi.txt"; }
     for p in $ALL; do date; echo "=== $p"; part "$p" "$OUT"; done ;;
-  lstm_*|gru_*|transformer_*|tests)
-    part "$1" "${2:?usage: launch/gpu_bench.sh PART OUT_DIR}" ;;
   "") sed -n '2,21p' "$0"; exit 2 ;;
-  *) echo "gpu_bench.sh: unknown mode or part '$1' (prep, check, all, a part: run without arguments for the list)" >&2
-     exit 2 ;;
+  *)
+    if [[ " $ALL " != *" $1 "* ]]; then
+      echo "gpu_bench.sh: unknown mode or part '$1' (prep, check, all, a part: run without arguments for the list)" >&2
+      exit 2
+    fi
+    part "$1" "${2:?usage: launch/gpu_bench.sh PART OUT_DIR}" ;;
 esac

@@ -72,7 +72,8 @@ def compiled_train_step(name: str, impl: str, fsdp: int) -> str:
 @pytest.mark.parametrize("name,impl,fsdp", [
     ("lstm", "wavefront", 8), ("gru", "layers", 8),
     pytest.param("lstm", "layers", 1, marks=pytest.mark.slow),
-    pytest.param("gru", "wavefront", 1, marks=pytest.mark.slow)])
+    pytest.param("gru", "wavefront", 1, marks=pytest.mark.slow),
+    pytest.param("lstm", "cudnn_reference", 8, marks=pytest.mark.slow)])
 def test_no_collective_inside_the_time_loop(name, impl, fsdp):
   hlo = compiled_train_step(name, impl, fsdp)
   loops, inside = _inside_while_loops(hlo)

@@ -17,6 +17,8 @@ from dnagen_jax.runtime import steps
 def _config(name, fsdp):
   config = default.get_config()
   m = config.model
+  if name == "cudnn_reference":  # the cuDNN path's packing and shard_map, lstm_ref in cuDNN's place
+    name, m.recurrent_impl = "lstm", "cudnn_reference"
   m.name, m.embed_dim, m.hidden_dim, m.num_layers = name, 16, 32, 2
   m.num_heads, m.head_dim, m.mlp_dim, m.max_len, m.attention_block = 2, 8, 32, 64, 0
   config.train.fsdp = fsdp
@@ -43,7 +45,8 @@ def _steps(name, fsdp, devices=None, count=2):
   return losses, [np.asarray(x) for x in jax.tree.leaves(state)], state
 
 
-@pytest.mark.parametrize("name", ["lstm", pytest.param("transformer", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("name", ["lstm", pytest.param("transformer", marks=pytest.mark.slow),
+                                  pytest.param("cudnn_reference", marks=pytest.mark.slow)])
 def test_fsdp_data_parallel_and_one_device_give_the_same_steps(name):
   one, one_params, _ = _steps(name, 1, jax.devices()[:1])
   data, data_params, _ = _steps(name, 1)

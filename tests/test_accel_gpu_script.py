@@ -10,6 +10,7 @@ from dnagen_jax.bench import accelerator
 from tests.helpers import ROOT
 
 
+@pytest.mark.slow
 def test_a_dry_part_writes_its_json(tmp_path):
   result = accelerator.run("gru", "float32", str(tmp_path), steps=1, warmup=0, dry_run=True,
                            with_torch=False)

@@ -51,7 +51,7 @@ def _losses(name, dtype, batches):
 
 
 @pytest.mark.parametrize("name", ["lstm", pytest.param("gru", marks=pytest.mark.slow),
-                                  "transformer"])
+                                  pytest.param("transformer", marks=pytest.mark.slow)])
 def test_bfloat16_tracks_float32(name):
   source = synthetic.MarkovSource(order=3, alpha=0.5, seed=0)
   genes = source.sample(8 * STEPS, seed=1)

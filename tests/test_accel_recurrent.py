@@ -39,7 +39,8 @@ def _logits_and_grads(kind, impl, **kw):
 
 
 @pytest.mark.parametrize("kind,layers", [
-    ("lstm", 3), ("gru", 3), pytest.param("lstm", 1, marks=pytest.mark.slow)])
+    ("lstm", 3), pytest.param("gru", 3, marks=pytest.mark.slow),
+    pytest.param("lstm", 1, marks=pytest.mark.slow)])
 def test_wavefront_equals_layer_by_layer(kind, layers):
   logits, grads = _logits_and_grads(kind, "layers", layers=layers)
   w_logits, w_grads = _logits_and_grads(kind, "wavefront", layers=layers)
@@ -85,6 +86,7 @@ def test_packed_weights_through_lstm_ref_equal_our_layers():
   np.testing.assert_allclose(h_n[1], ours[:, -1], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_cudnn_path_through_the_reference_equals_layer_by_layer():
   """The model's cuDNN path (embedding, packing, head) with lstm_ref in cuDNN's place: same logits and gradients."""
   logits, grads = _logits_and_grads("lstm", "layers", layers=2)

@@ -18,6 +18,11 @@ Gate order and equations follow PyTorch's `nn.LSTM` / `nn.GRU`, so the two can
 be compared weight for weight (G = 4 for LSTM: i, f, g, o; G = 3 for GRU: r, z, n).
 `lstm_cell` / `gru_cell` are the plain one-step cells: the reference the fast
 path is tested against.
+That is the CPU's path (its loops in the C++ kernel `cpu_recurrent` where it
+builds). GPUs and TPUs step all layers in one loop (`wavefront.py`), and a
+float32 LSTM on a CUDA GPU runs in cuDNN (`cudnn_lstm.py`): `RecurrentLM.path`
+chooses (docs/accelerators.md). Under bfloat16, products take bfloat16
+operands and float32 accumulation; gx, the carries and the gates stay float32.
 """
 
 from __future__ import annotations

@@ -56,6 +56,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.num_layers = 1          # stacked recurrent or transformer layers
   config.model.position_embedding = False  # add a learned position embedding (the study's LSTM had one)
   config.model.init = "pytorch"        # lstm/gru initialisation: 'pytorch' (nn.Embedding N(0,1), nn.LSTM/nn.Linear uniform biases) or 'flax' (Flax defaults, zero biases)
+  config.model.bias_pair = True        # lstm/gru: PyTorch's two biases b_ih, b_hh as two parameters (Adam moves their sum 2x as far as one bias; docs/training.md)
   config.model.max_len = 1024          # longest input in tokens (BOS + 1023 nucleotides, as in the study)
   config.model.num_heads = 3           # transformer: attention heads
   config.model.head_dim = 0            # transformer: width per head (0 = embed_dim // num_heads)
@@ -80,7 +81,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.max_steps = 400         # and after this many steps (0 = no step limit)
   config.train.learning_rate = 6e-3    # peak learning rate (Adam)
   config.train.schedule = "cosine"     # 'constant' or 'cosine' (decay to 10% over max_steps)
-  config.train.warmup_steps = 50       # linear warm-up steps
+  config.train.warmup_steps = 50       # linear warm-up steps from rate 0 (0 = none: the first step at the full rate)
   config.train.grad_clip = 1.0         # clip the global gradient norm (0 = off)
   config.train.weight_decay = 0.0      # AdamW decay (0 = plain Adam, as in the study)
   config.train.eval_every = 200        # steps between validation passes

@@ -164,6 +164,8 @@ def copy_recurrent_weights(torch_rnn: nn.Module, layers) -> None:
       getattr(torch_rnn, f"weight_hh_l{i}").copy_(torch.as_tensor(np.array(layer.w_hh[...]).T))
       getattr(torch_rnn, f"bias_ih_l{i}").copy_(torch.as_tensor(np.array(layer.b[...])))
       b_hh = torch.zeros_like(getattr(torch_rnn, f"bias_hh_l{i}"))
+      if hasattr(layer, "b_hh"):  # model.bias_pair: PyTorch's b_hh kept apart (GRU: its r, z part)
+        b_hh[:layer.b_hh.shape[0]] = torch.as_tensor(np.array(layer.b_hh[...]))
       if layer.kind == "gru":
         h = layer.hidden
         b_hh[2 * h:] = torch.as_tensor(np.array(layer.b_hn[...]))

@@ -276,7 +276,12 @@ class RecurrentLayer(nnx.Module):
   """
 
   def __init__(self, kind: str, in_dim: int, hidden: int, *, rngs: nnx.Rngs, dtype=jnp.float32,
-               init: str = "pytorch", cpu_kernel: bool = False):
+               init: str = "pytorch", cpu_kernel: bool = False, bias_pair: bool = False):
+    """bias_pair: PyTorch's two bias vectors b_ih and b_hh as two parameters (`b` and
+    `b_hh`) whose sum the gates add, instead of the sum as one parameter `b`. The
+    function computed is the same; the training differs: Adam moves each of the
+    two by a step of about lr, so their sum moves twice as far as one `b` would.
+    """
     gates = {"lstm": 4, "gru": 3}[kind]
     self.kind, self.hidden, self.dtype = kind, hidden, dtype
     self.cpu_kernel = cpu_kernel  # on CPU: the time loops in the C++ kernel where it builds
@@ -287,16 +292,34 @@ class RecurrentLayer(nnx.Module):
     self.w_hh = axes.param(uniform((hidden, gates * hidden)), "rnn_hidden", "rnn_gates")
     if init == "flax":
       self.b = axes.param(jnp.zeros((gates * hidden,)), "rnn_gates")
+      if bias_pair:
+        self.b_hh = axes.param(jnp.zeros(((gates if kind == "lstm" else 2) * hidden,)), "rnn_gates")
       if kind == "gru":
         self.b_hn = axes.param(jnp.zeros((hidden,)), "rnn_hidden")
     elif kind == "lstm":
-      # PyTorch draws b_ih and b_hh, U each; their sum is the one bias used here.
-      self.b = axes.param(uniform((4 * hidden,)) + uniform((4 * hidden,)), "rnn_gates")
+      # PyTorch draws b_ih and b_hh, U each; their sum is the one bias used here
+      # (or, bias_pair, the two are kept apart: the same draws, the same sum).
+      b_ih, b_hh = uniform((4 * hidden,)), uniform((4 * hidden,))
+      self.b = axes.param(b_ih if bias_pair else b_ih + b_hh, "rnn_gates")
+      if bias_pair:
+        self.b_hh = axes.param(b_hh, "rnn_gates")
     else:
       # GRU: r and z add b_ih + b_hh; n adds b_ih alone (b_hh's n part is b_hn, inside r * (.)).
-      self.b = axes.param(uniform((3 * hidden,)) + jnp.concatenate(
-          [uniform((2 * hidden,)), jnp.zeros((hidden,))]), "rnn_gates")
+      b_ih, b_hh = uniform((3 * hidden,)), uniform((2 * hidden,))
+      self.b = axes.param(b_ih if bias_pair else b_ih + jnp.concatenate([b_hh, jnp.zeros((hidden,))]),
+                          "rnn_gates")
+      if bias_pair:
+        self.b_hh = axes.param(b_hh, "rnn_gates")   # [2H]: the r and z parts of PyTorch's b_hh
       self.b_hn = axes.param(uniform((hidden,)), "rnn_hidden")
+
+  def bias(self) -> jax.Array:
+    """The bias the gates add [G*hidden] float32 (under bfloat16 too): `b`, plus `b_hh` where the
+    pair is kept (GRU: r and z only)."""
+    b = self.b[...]
+    if hasattr(self, "b_hh"):
+      b_hh = self.b_hh[...]
+      b = b + (b_hh if self.kind == "lstm" else jnp.concatenate([b_hh, jnp.zeros((self.hidden,), b.dtype)]))
+    return b.astype(jnp.float32)
 
   def time_major(self, x: jax.Array) -> jax.Array:
     """x [time, batch, in] -> hs [time, batch, hidden]."""
@@ -310,7 +333,7 @@ class RecurrentLayer(nnx.Module):
     """
     kernel = self.cpu_kernel and cpu_recurrent.usable(self.dtype, self.hidden)
     w_hh = axes.gathered(self.w_hh[...].astype(self.dtype))  # sharded parameters: gathered before the loop
-    gx, b = axes.batch_rows(gx.astype(jnp.float32), 1), self.b[...].astype(jnp.float32)
+    gx, b = axes.batch_rows(gx.astype(jnp.float32), 1), self.bias()
     if self.kind == "lstm":
       return lstm_recurrence(gx, b, w_hh, kernel)
     return gru_recurrence(gx, b, w_hh, self.b_hn[...].astype(jnp.float32), kernel)
@@ -323,7 +346,7 @@ class RecurrentLayer(nnx.Module):
 
     The plain cells with the bias the time loop adds: the same equations, one step.
     """
-    gx = gx.astype(jnp.float32) + self.b[...]
+    gx = gx.astype(jnp.float32) + self.bias()
     w_hh = self.w_hh[...].astype(self.dtype)
     if self.kind == "lstm":
       return lstm_cell(carry, gx, w_hh)
@@ -365,7 +388,8 @@ class RecurrentLM(nnx.Module):
     dims = [cfg.embed_dim] + [cfg.hidden_dim] * cfg.num_layers
     self.remat = bool(cfg.remat)
     self.layers = nnx.List([RecurrentLayer(cfg.name, dims[i], dims[i + 1], rngs=rngs, dtype=dtype,
-                                           init=cfg.init, cpu_kernel=cfg.cpu_kernel)
+                                           init=cfg.init, cpu_kernel=cfg.cpu_kernel,
+                                           bias_pair=bool(cfg.get("bias_pair", False)))
                             for i in range(cfg.num_layers)])
     self.head = nnx.Linear(cfg.hidden_dim, vocab_size, rngs=rngs, kernel_metadata=axes.meta(
         "rnn_hidden", "vocab"), bias_metadata=axes.meta("vocab"), **head_kw)
@@ -414,7 +438,7 @@ class RecurrentLM(nnx.Module):
     if self.pos is not None:
       x = x + self.pos.embedding[...][:inputs.shape[1]][None].astype(jnp.float32)
     weights = cudnn_lstm.pack([l.w_ih[...] for l in self.layers], [l.w_hh[...] for l in self.layers],
-                              [l.b[...] for l in self.layers])
+                              [l.bias() for l in self.layers])
     y = cudnn_lstm.stack(x, weights, self.layers[0].hidden, len(self.layers), reference=reference)
     return self.head(y)
 
@@ -450,7 +474,7 @@ class RecurrentLM(nnx.Module):
     w_hh = weights("w_hh", self.layers)
     w_ih = (weights("w_ih", self.layers[1:]) if len(self.layers) > 1
             else jnp.zeros((0, hidden, w_hh.shape[-1]), dtype))
-    b = axes.gathered(jnp.stack([l.b[...] for l in self.layers]))  # biases, carries and gates stay float32
+    b = axes.gathered(jnp.stack([l.bias() for l in self.layers]))  # biases, carries and gates stay float32
     unroll = unroll_for(jax.default_backend())
     gx = axes.batch_rows(gx, 1)  # each device's rows stay on it through the loop
     if self.layers[0].kind == "lstm":

@@ -38,6 +38,20 @@ def token_log_probs(model: nnx.Module, batch: dict) -> jax.Array:
   return lp * batch["mask"]
 
 
+def batch_loss(model: nnx.Module, batch: dict):
+  """The training loss: mean NLL (nats) over the batch's real nucleotides, a scalar.
+
+  The sum over every real target of the global batch divided by their count
+  (padding and padded rows weigh nothing), as PyTorch's
+  `cross_entropy(..., ignore_index=PAD)` with its default mean. Sharded over
+  devices, the sums are global: the same loss and gradients as on one device.
+  Returns (loss, (summed NLL, count)).
+  """
+  nll = -token_log_probs(model, batch).sum()
+  count = batch["mask"].sum()
+  return nll / jnp.maximum(count, 1.0), (nll, count)
+
+
 def train_step(graphdef, state, batch: dict):
   """One optimizer step on one global batch.
 
@@ -51,12 +65,7 @@ def train_step(graphdef, state, batch: dict):
   """
   model, optimizer = nnx.merge(graphdef, state)
 
-  def loss_fn(model):
-    nll = -token_log_probs(model, batch).sum()
-    count = batch["mask"].sum()
-    return nll / jnp.maximum(count, 1.0), (nll, count)
-
-  grads, (nll, count) = nnx.grad(loss_fn, has_aux=True)(model)
+  grads, (nll, count) = nnx.grad(batch_loss, has_aux=True)(model, batch)
   optimizer.update(model, grads)
   metrics = {"nll": nll, "count": count, "grad_norm": optax.tree.norm(grads)}
   return nnx.state((model, optimizer)), metrics
@@ -145,10 +154,16 @@ class ByShape:
 def make_optimizer(train_config, total_steps: int) -> optax.GradientTransformation:
   """Adam(W) with linear warm-up, optional cosine decay, and gradient clipping."""
   lr = train_config.learning_rate
-  warmup = max(1, min(train_config.warmup_steps, total_steps))
-  if train_config.schedule == "cosine":
+  # warmup_steps=0: no warm-up, the first step at the full rate (as torch.optim.Adam
+  # alone). A warm-up of w steps starts at rate 0: w=1 wastes the first step.
+  warmup = max(0, min(train_config.warmup_steps, total_steps))
+  if train_config.schedule == "cosine" and not warmup:
+    schedule = optax.cosine_decay_schedule(lr, max(total_steps, 1), alpha=0.1)
+  elif train_config.schedule == "cosine":
     schedule = optax.warmup_cosine_decay_schedule(
         0.0, lr, warmup, max(total_steps, warmup + 1), end_value=0.1 * lr)
+  elif not warmup:
+    schedule = optax.constant_schedule(lr)
   else:
     schedule = optax.join_schedules(
         [optax.linear_schedule(0.0, lr, warmup), optax.constant_schedule(lr)], [warmup])

@@ -25,6 +25,8 @@ from flax import nnx
 
 from dnagen_jax.runtime import checkpoints
 from dnagen_jax.runtime import distributed
+from dnagen_jax.runtime import workdir_lock
+from dnagen_jax.runtime import write_errors
 from dnagen_jax import config_check
 from dnagen_jax.scoring import neural
 from dnagen_jax.data import storage
@@ -78,7 +80,23 @@ def split_perplexity(scorer, data_config, split: str) -> dict:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Trains `config` in `workdir` (resuming if possible) and returns results.json's dict."""
+  """Trains `config` in `workdir` (resuming if possible) and returns results.json's dict.
+
+  The run holds the workdir's lock throughout (runtime/workdir_lock.py: a second
+  run on it stops in one line). A file that cannot be written (no space, no
+  permission) stops it in one line naming the last complete checkpoint.
+  """
+  with workdir_lock.hold(workdir), write_errors.quiet_orbax():
+    try:
+      return _train_family(config, workdir)
+    except Exception as e:  # pylint: disable=broad-except
+      line = write_errors.describe(e)
+      if line is None:
+        raise
+      raise UserError(f"{line}; {write_errors.last_checkpoint(workdir)}") from None
+
+
+def _train_family(config, workdir: str) -> dict:
   if config.model.name == "ngram":
     from dnagen_jax.ngram import train as ngram_train  # pylint: disable=g-import-not-at-top
     return ngram_train.train_and_evaluate(config, workdir)
@@ -126,7 +144,7 @@ def _train(config, workdir: str, flag: dict) -> dict:
   model = models.create_model(config.model, tc.seed, kmers.vocab_size(config.data.get("kmer", 1)))
   n_params = models.param_count(model)
   optimizer = nnx.Optimizer(model, steps.make_optimizer(tc, total_steps), wrt=nnx.Param)
-  ckpts = checkpoints.Checkpoints(workdir, keep=tc.keep_checkpoints)
+  ckpts = checkpoints.Checkpoints(workdir, keep=tc.keep_checkpoints, cleanup=True)
 
   meta = {"step": 0, "data": None, "best_val_loss": math.inf, "bad_evals": 0,
           "nucleotides_seen": 0, "seed": tc.seed, "elapsed_s": 0.0}
@@ -165,6 +183,7 @@ def _train(config, workdir: str, flag: dict) -> dict:
   def save(step, best=False):
     """Checks the loss since the last check is finite, then saves (async)."""
     with log.timed("checkpoint"):
+      workdir_lock.check(workdir)  # another run took the workdir over: save nothing
       log.check_finite(step)
       model_, opt_ = nnx.merge(graphdef, state)
       ckpts.save(step, checkpoints.state_tree(model_, opt_), current_meta(step), best=best)

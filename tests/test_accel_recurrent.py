@@ -16,11 +16,11 @@ from dnagen_jax.models import recurrent
 T, B, H = 9, 3, 6
 
 
-def _config(kind, impl, layers=3, remat=False, dtype="float32"):
+def _config(kind, impl, layers=3, remat=False, dtype="float32", bias_pair=False):
   return ml_collections.ConfigDict(dict(
       name=kind, embed_dim=5, hidden_dim=H, num_layers=layers, position_embedding=True,
       max_len=16, remat=remat, dtype=dtype, init="pytorch", cpu_kernel=False,
-      recurrent_impl=impl))
+      recurrent_impl=impl, bias_pair=bias_pair))
 
 
 def _logits_and_grads(kind, impl, **kw):
@@ -49,6 +49,15 @@ def test_wavefront_equals_layer_by_layer(kind, layers):
   assert [p for p, _ in flat] == [p for p, _ in w_flat]
   for (path, g), (_, wg) in zip(flat, w_flat):
     np.testing.assert_allclose(wg[...], g[...], rtol=1e-5, atol=1e-6, err_msg=str(path))
+
+
+@pytest.mark.slow
+def test_wavefront_with_paired_biases_equals_layer_by_layer():
+  logits, grads = _logits_and_grads("gru", "layers", layers=2, bias_pair=True)
+  w_logits, w_grads = _logits_and_grads("gru", "wavefront", layers=2, bias_pair=True)
+  np.testing.assert_allclose(w_logits, logits, rtol=1e-5, atol=1e-6)
+  for a, b in zip(jax.tree.leaves(w_grads), jax.tree.leaves(grads), strict=True):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.slow

@@ -63,6 +63,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.mlp_dim = 256           # transformer: feed-forward width
   config.model.attention_block = 128   # transformer: query block size of the causal attention (0 = full T x T)
   config.model.cpu_kernel = True       # on CPU: the attention and the LSTM/GRU time loops in C++ kernels built on first use with g++ (False = XLA's forms)
+  config.model.recurrent_impl = "auto"  # lstm/gru time loop: 'auto' (CPU: layer by layer, C++ kernel; CUDA GPU: cuDNN for float32 LSTMs; else 'wavefront'), 'layers', 'wavefront' (all layers in one loop) or 'cudnn' (docs/accelerators.md)
+  config.model.attention_impl = "auto"  # transformer attention: 'auto' (CPU: query blocks, C++ kernel; GPU/TPU: jax.nn.dot_product_attention), 'blocks', 'xla' or 'cudnn' (docs/accelerators.md)
   config.model.remat = False           # recompute activations in the backward pass to save memory
   config.model.dtype = "float32"       # compute dtype: 'float32' or 'bfloat16' (params stay float32)
   config.model.ngram_order = 8         # ngram: order N
@@ -73,6 +75,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.train = ml_collections.ConfigDict()
   config.train.seed = 0                # parameter init and data order
+  config.train.fsdp = 1                # devices each parameter and its Adam state are split over (mesh axis 'fsdp'; must divide the device count; docs/accelerators.md)
   config.train.batch_size = 16         # global batch (genes), split over all devices
   config.train.num_epochs = 40         # stop after this many passes over train (the study: 40)
   config.train.max_steps = 400         # and after this many steps (0 = no step limit)

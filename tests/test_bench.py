@@ -94,15 +94,17 @@ def test_loop_benchmark_trains_both_and_writes_curves(tfds_dir, tmp_path):
     loop_speed.run(config, str(tmp_path), epochs=1, reuse_jax=True)
 
 
-def test_gpu_script_refuses_a_missing_genes_file(tmp_path):
-  """launch/gpu_bench.sh: a wrong genes path is one line and exit 2, before anything is installed or run."""
+def test_gpu_script_refuses_an_unknown_part(tmp_path):
+  """launch/gpu_bench.sh: an unknown mode or part is one line and exit 2, before anything is installed or run."""
   import subprocess  # pylint: disable=g-import-not-at-top
   script = os.path.join(os.path.dirname(os.path.dirname(__file__)), "launch", "gpu_bench.sh")
-  out = subprocess.run(["bash", script, str(tmp_path / "out"), str(tmp_path / "nope.csv")],
+  out = subprocess.run(["bash", script, "lstm_float64", str(tmp_path / "out")],
                        capture_output=True, text=True, check=False)
   assert out.returncode == 2
-  assert out.stderr.strip().splitlines() == [f"gpu_bench.sh: no genes file at {tmp_path / 'nope.csv'}"]
-  assert not (tmp_path / "out" / "gpu_bench.log").exists()
+  assert out.stderr.strip().splitlines() == [
+      "gpu_bench.sh: unknown mode or part 'lstm_float64' (prep, check, all, a part: run without "
+      "arguments for the list)"]
+  assert not (tmp_path / "out").exists()
 
 
 def test_score_benchmark_times_both_on_the_splits(tfds_dir, tmp_path):

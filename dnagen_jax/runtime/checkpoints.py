@@ -97,8 +97,17 @@ class Checkpoints:
                     f"move the folder aside to start again, or use a new --workdir")
 
   def restore_into(self, model, optimizer, sharding, best: bool = False) -> dict:
-    """Restores the latest (or best) checkpoint into `model` and `optimizer`; returns its meta."""
-    abstract = abstract_like(state_tree(model, optimizer), sharding)
+    """Restores the latest (or best) checkpoint into `model` and `optimizer`; returns its meta.
+
+    sharding: one Sharding for every array, or a function from an nnx State to
+    its shardings (`mesh_utils.state_shardings`), so that sharded parameters and
+    optimizer state are read straight onto their devices.
+    """
+    tree = state_tree(model, optimizer)
+    if callable(sharding):
+      sharding = {"model": nnx.to_pure_dict(sharding(nnx.state(model))),
+                  "optimizer": nnx.to_pure_dict(sharding(nnx.state(optimizer)))}
+    abstract = abstract_like(tree, sharding)
     tree, meta = self.restore(abstract, best=best)
     load_state_tree(model, optimizer, tree)
     return meta
@@ -215,5 +224,7 @@ def load_state_tree(model, optimizer, tree: dict) -> None:
 
 
 def abstract_like(tree, sharding):
-  """ShapeDtypeStruct leaves with `sharding`: the target of a restore."""
-  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree)
+  """ShapeDtypeStruct leaves with `sharding` (one, or a tree like `tree`): the target of a restore."""
+  if isinstance(sharding, jax.sharding.Sharding):
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree)
+  return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), tree, sharding)

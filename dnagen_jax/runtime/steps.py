@@ -2,9 +2,10 @@
 
 Both steps are pure: (graphdef, state, batch) in, new state and metrics out.
 `jit_train_step` / `jit_eval_step` are the one place they are compiled, with
-explicit shardings over a 'data' mesh axis (parameters replicated, batches
-split along the batch dimension), which is the modern form of pmap data
-parallelism: XLA inserts the gradient all-reduce. Training, evaluation, the
+explicit shardings over the mesh (`mesh_utils`: batches split over 'data' and
+'fsdp', parameters and optimizer state replicated or split over 'fsdp'), the
+modern form of pmap data parallelism and of FSDP: XLA inserts the gradient
+all-reduce (or reduce-scatter) and the parameter gathers. Training, evaluation, the
 benchmark and the tests all call these two.
 """
 
@@ -76,18 +77,34 @@ def eval_step(graphdef, params, batch: dict) -> jax.Array:
   return token_log_probs(model, batch)
 
 
-def jit_train_step(graphdef, mesh):
-  """train_step jitted on `mesh`: (state, batch) -> (state, metrics); the state is donated."""
-  rep, shard = mesh_utils.replicated(mesh), mesh_utils.batch_sharded(mesh)
-  return jax.jit(lambda s, b: train_step(graphdef, s, b), donate_argnums=0,
-                 in_shardings=(rep, shard), out_shardings=rep)
+def _traced_on(mesh, fn):
+  """fn traced inside `mesh_utils.tracing_context(mesh)` (the models read its abstract mesh)."""
+  def traced(*args):
+    with mesh_utils.tracing_context(mesh):
+      return fn(*args)
+  return traced
 
 
-def jit_eval_step(graphdef, mesh):
-  """eval_step jitted on `mesh`: (params, batch) -> log-probabilities [B, T], replicated."""
+def jit_train_step(graphdef, mesh, shardings=None):
+  """train_step jitted on `mesh`: (state, batch) -> (state, metrics); the state is donated.
+
+  shardings: the state's (`mesh_utils.state_shardings`); None = replicated.
+  """
   rep, shard = mesh_utils.replicated(mesh), mesh_utils.batch_sharded(mesh)
-  return jax.jit(lambda p, b: eval_step(graphdef, p, b), in_shardings=(rep, shard),
-                 out_shardings=rep)
+  state = rep if shardings is None else shardings
+  return jax.jit(_traced_on(mesh, lambda s, b: train_step(graphdef, s, b)), donate_argnums=0,
+                 in_shardings=(state, shard), out_shardings=(state, rep))
+
+
+def jit_eval_step(graphdef, mesh, shardings=None):
+  """eval_step jitted on `mesh`: (params, batch) -> log-probabilities [B, T], replicated.
+
+  shardings: the parameters' (`mesh_utils.state_shardings`); None = replicated.
+  """
+  rep, shard = mesh_utils.replicated(mesh), mesh_utils.batch_sharded(mesh)
+  params = rep if shardings is None else shardings
+  return jax.jit(_traced_on(mesh, lambda p, b: eval_step(graphdef, p, b)),
+                 in_shardings=(params, shard), out_shardings=rep)
 
 
 class ByShape:
@@ -100,12 +117,14 @@ class ByShape:
   compile it then.
   """
 
-  def __init__(self, jitted, arg, mesh):
-    """jitted: from jit_train_step / jit_eval_step; arg: its first argument (or a like pytree)."""
+  def __init__(self, jitted, arg, mesh, shardings=None):
+    """jitted: from jit_train_step / jit_eval_step; arg: its first argument (or a like pytree);
+    shardings: arg's, as given to the jit (None = replicated)."""
     self.jitted, self.mesh = jitted, mesh
-    rep = mesh_utils.replicated(mesh)
-    self._arg = jax.tree.map(lambda x: jax.ShapeDtypeStruct(
-        x.shape, x.dtype, sharding=rep, weak_type=getattr(x, "weak_type", False)), arg)
+    if shardings is None:
+      shardings = jax.tree.map(lambda _: mesh_utils.replicated(mesh), arg)
+    self._arg = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(
+        x.shape, x.dtype, sharding=s, weak_type=getattr(x, "weak_type", False)), arg, shardings)
     self._compiled = {}
 
   def _batch_spec(self, batch_size: int, length: int) -> dict:

@@ -129,11 +129,13 @@ def _train_family(config, workdir: str) -> dict:
 def _train(config, workdir: str, flag: dict) -> dict:
   tc = config.train
   writer = distributed.is_writer()
-  mesh = mesh_utils.make_mesh()
+  mesh = mesh_utils.make_mesh(fsdp=tc.get("fsdp", 1))
   if tc.batch_size % mesh.size:
     raise UserError(f"train.batch_size={tc.batch_size} must be a multiple of the {mesh.size} devices")
 
-  data = batching.TrainBatches(config.data, tc.batch_size, tc.seed)
+  # Each process reads and builds only its own rows of every global batch.
+  data = batching.TrainBatches(config.data, tc.batch_size, tc.seed,
+                               rows=mesh_utils.process_rows(tc.batch_size))
   total_steps = tc.num_epochs * data.batches_per_epoch
   if tc.max_steps:
     total_steps = min(total_steps, tc.max_steps)
@@ -147,13 +149,14 @@ def _train(config, workdir: str, flag: dict) -> dict:
   meta = {"step": 0, "data": None, "best_val_loss": math.inf, "bad_evals": 0,
           "nucleotides_seen": 0, "seed": tc.seed, "elapsed_s": 0.0}
   if ckpts.latest_step() is not None:
-    meta = ckpts.restore_into(model, optimizer, mesh_utils.replicated(mesh))
+    meta = ckpts.restore_into(model, optimizer, lambda s: mesh_utils.state_shardings(s, mesh))
     print(f"resuming from step {meta['step']} in {workdir}", flush=True)
 
   model_def = nnx.graphdef(model)
   graphdef, state = nnx.split((model, optimizer))
-  state = jax.device_put(state, mesh_utils.replicated(mesh))
-  train_step = steps.ByShape(steps.jit_train_step(graphdef, mesh), state, mesh)
+  shardings = mesh_utils.state_shardings(state, mesh)  # replicated unless train.fsdp > 1
+  state = jax.device_put(state, shardings)
+  train_step = steps.ByShape(steps.jit_train_step(graphdef, mesh, shardings), state, mesh, shardings)
   # One scorer for every validation: its compiled eval programs are reused.
   val_scorer = neural.NeuralScorer(config, model_def, nnx.state(model), mesh)
   it = data.iterator()
@@ -212,15 +215,17 @@ def _train(config, workdir: str, flag: dict) -> dict:
         raise Interrupted(f"{who}interrupted by signal {signum} at step {step}; checkpoint "
                           f"saved in {workdir}; run the same command to resume", int(signum))
       with log.timed("host"):
-        batch = next(it)
-        nucleotides = batch.pop("nucleotides", batch["mask"])  # k-mer batches count nucleotides, not tokens
-        device_batch = mesh_utils.put_batch(batch, mesh)
-      if not train_step.has(batch["inputs"].shape):  # a length the first epoch did not use
+        batch = next(it)  # this process's rows; the global batch's counts (k-mers count nucleotides)
+        nucleotides, batch_tokens = int(batch.pop("nucleotides_total")), int(batch.pop("tokens_total"))
+        batch.pop("nucleotides", None)
+        device_batch = mesh_utils.put_local_batch(batch, mesh, tc.batch_size)
+      shape = device_batch["inputs"].shape  # the global batch's
+      if not train_step.has(shape):  # a length the first epoch did not use
         with log.timed("compile"):
-          train_step.precompile([batch["inputs"].shape], threads=1)
+          train_step.precompile([shape], threads=1)
       state, metrics = train_step(state, device_batch)
       step += 1
-      log.train_step(step, metrics, int(nucleotides.sum()), batch["mask"].size)
+      log.train_step(step, metrics, nucleotides, batch_tokens)
       if step % tc.log_every == 0 or step == total_steps:
         log.flush_train(step)
       if step % tc.eval_every == 0 or step == total_steps:

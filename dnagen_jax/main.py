@@ -32,6 +32,12 @@ flags.DEFINE_enum("mode", "train", ["train", "eval", "bench", "sweep", "mutate",
                                     "generate", "sample_report", "study", "variants"],
                   "What to run.")
 flags.DEFINE_string("eval_file", None, "eval: CSV or FASTA file to score.")
+flags.DEFINE_integer("eval_window", 0, "eval: nucleotides per window for records longer than it "
+                     "(0 = the model's default: its training window or model.max_len; 2^20 for N-grams); docs/genomes.md.")
+flags.DEFINE_integer("eval_stride", 0, "eval: new nucleotides scored per window; the window's first "
+                     "window - stride are context only (0 = default: half the window; N-grams keep order - 1).")
+flags.DEFINE_bool("eval_carry_state", False, "eval: LSTM/GRU: carry the state across windows "
+                  "instead of strided windows (docs/genomes.md).")
 flags.DEFINE_integer("max_order", 12, "sweep: train N-gram orders 1..max_order.")
 flags.DEFINE_list("smoothings", ["mle", "laplace", "kneser_ney"], "sweep: smoothing methods.")
 flags.DEFINE_integer("max_edits", 5, "mutate: MAX, mutations per pair ~ Uniform{1..MAX}.")
@@ -105,7 +111,8 @@ def run(argv):
     from dnagen_jax import workdir as workdir_lib
     if not FLAGS.eval_file:
       raise UserError("--mode=eval needs --eval_file=PATH (CSV or FASTA)")
-    workdir_lib.evaluate_file(workdir, FLAGS.eval_file)
+    workdir_lib.evaluate_file(workdir, FLAGS.eval_file, FLAGS.eval_window, FLAGS.eval_stride,
+                              FLAGS.eval_carry_state)
   elif mode == "bench":
     from dnagen_jax.bench import step_speed
     step_speed.run(config, workdir, steps=FLAGS.bench_steps, with_torch=FLAGS.torch)

@@ -32,17 +32,46 @@ def load_scorer(workdir: str) -> Scorer:
   return neural.NeuralScorer.load(workdir)
 
 
-def evaluate_file(workdir: str, path: str) -> dict:
-  """--mode=eval: perplexity and bits/nt of the workdir's model on one file."""
+def evaluate_file(workdir: str, path: str, window: int = 0, stride: int = 0,
+                  carry_state: bool = False) -> dict:
+  """--mode=eval: perplexity and bits/nt of the workdir's model on one file, and per record.
+
+  Records longer than the window are scored in strided windows (or, with
+  carry_state, by an LSTM/GRU carrying its state from window to window); see
+  scoring/strided.py. Writes eval_<name>.json (totals, settings, records) and
+  eval_<name>_records.tsv (one line per record) into the workdir.
+  """
+  from dnagen_jax.scoring import strided  # pylint: disable=g-import-not-at-top
   scorer = load_scorer(workdir)
+  plan = strided.resolve_plan(scorer, window, stride)
   config = config_check.read_workdir_config(workdir)
-  records = sequence_io.read_sequences(path, config["data"]["unknown_policy"])
-  result = scorer.perplexity([r.sequence for r in records])
-  result.update(file=os.path.abspath(path), genes=len(records), model=scorer.name)
+  carried = None
+  if carry_state:
+    from dnagen_jax.scoring import carry  # pylint: disable=g-import-not-at-top
+    carried = carry.CarriedScorer(scorer, plan.window, segments=int(config["train"]["eval_batch_size"]),
+                                  warmup=plan.window)
+  how = "state carried across windows" if carried else f"stride {plan.stride}, context {plan.context}"
+  print(f"{path}: records longer than {plan.window} nt are scored in windows of {plan.window} "
+        f"({how})", flush=True)
+  records = sequence_io.iter_records(path, config["data"]["unknown_policy"])  # one record in memory at a time
+  progress = strided.Progress(None)
+  scores = strided.score_records(scorer, records, plan, progress=progress, carried=carried)
+  total = sum(r.length for r in scores)
+  seconds = progress.seconds
+  result = strided.totals(scores)
+  result.update(file=os.path.abspath(path), genes=len(scores), model=scorer.name,
+                records=len(scores), window=plan.window, stride=plan.stride, context=plan.context,
+                carry_state=bool(carried), seconds=seconds,
+                nucleotides_per_second=total / max(seconds, 1e-9),
+                window_nucleotides=int(sum(r.window_nucleotides for r in scores)),
+                per_record=[r.row() for r in scores])
   name = os.path.basename(path).split(".")[0]
   out = os.path.join(workdir, f"eval_{name}.json")
   with open(out, "w") as f:
     json.dump(result, f, indent=2)
-  print(f"{path}: {len(records)} genes, {result['nucleotides']} nt | perplexity "
-        f"{result['perplexity']:.4f} | {result['bits_per_nucleotide']:.4f} bits/nt -> {out}")
+  tsv = os.path.join(workdir, f"eval_{name}_records.tsv")
+  strided.write_tsv(tsv, scores)
+  print(f"{path}: {len(scores)} records, {result['nucleotides']} nt | perplexity "
+        f"{result['perplexity']:.4f} | {result['bits_per_nucleotide']:.4f} bits/nt | {seconds:.1f} s, "
+        f"{result['nucleotides_per_second']:,.0f} nt/s -> {out}, {tsv}")
   return result

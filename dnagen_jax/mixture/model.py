@@ -81,12 +81,20 @@ class MixtureScorer(scoring.Scorer):
     self.weights = np.asarray(weights, np.float64)
     self.edges = parse_edges(edges)
     self.feature = feature
+    self.kmer = int(getattr(components[0], "kmer", 1)) if components else 1  # one tokenization (checked)
     self.feature_model = feature_model  # an InfiniGram (longest_match), or None
     self.labels = labels or [getattr(c, "name", "component") for c in components]
     self.name = "mixture(" + "+".join(self.labels) + ")"
     if self.weights.shape != (self.edges.size + 1 if feature else 1, len(components)):
       raise UserError(f"mixture weights of shape {self.weights.shape} do not fit "
                       f"{len(components)} components and {self.edges.size + 1} buckets")
+
+  def eval_defaults(self):
+    """The smallest window of the components, with the largest context that any asks for within it."""
+    parts = [c.eval_defaults() for c in self.components]
+    window = min(p[0] for p in parts)
+    limits = [p[2] for p in parts if p[2]]
+    return window, lambda w: max(p[1](w) for p in parts), min(limits) if limits else 0
 
   def buckets(self, seqs: Sequence[str]) -> np.ndarray:
     """int64 [P] bucket of each nucleotide of the concatenated genes."""

@@ -49,6 +49,10 @@ FORMAT_VERSION = 1
 FALLBACK_DISCOUNTS = np.array([0.5, 1.0, 1.5])  # KenLM --discount_fallback defaults
 AUTO = "auto"  # lower_discounts: (D1, D2, D3+) = s_k (1, 2, 3), s_k chosen on held-out training genes
 HELDOUT_MAX_WINDOWS = 400_000  # held-out windows scored per candidate s (a deterministic subset)
+# Smallest scale the search keeps: s = 0 gives an order no back-off mass, so an outcome that the
+# held-out genes never needed there (N in a genome's test split but not in its training
+# windows) gets probability 0 and the perplexity is infinite.
+MIN_SCALE = 0.01
 
 
 def check_smoothing(smoothing: str) -> str:
@@ -441,7 +445,7 @@ def choose_lower_discounts(seqs, order: int, with_n: bool, kmer: int = 1) -> tup
   held = held[::stride]
   half = NGramModel.fit(part, order, "kneser_ney", with_n=with_n, lower_discounts=None, kmer=kmer)
   heldout = half.scale_perplexity_fn(held)
-  s = golden_section(heldout, 0.0, 1.0, 24)  # bracket width 0.618^24 < 1e-4
+  s = max(golden_section(heldout, 0.0, 1.0, 24), MIN_SCALE)  # bracket width 0.618^24 < 1e-4
   # Then one scale per order, by coordinate descent from the common one (orders
   # above k are recomputed from the cached probabilities below k).
   scales = np.full(order - 1, s)
@@ -450,7 +454,7 @@ def choose_lower_discounts(seqs, order: int, with_n: bool, kmer: int = 1) -> tup
   for step in (0.1, 0.05, 0.02):
     for kk in range(1, order):
       for cand in (scales[kk - 1] - step, scales[kk - 1] + step):
-        cand = min(max(cand, 0.0), 1.0)
+        cand = min(max(cand, MIN_SCALE), 1.0)
         if cand == scales[kk - 1]:
           continue
         trial = scales.copy()

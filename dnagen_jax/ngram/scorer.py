@@ -9,6 +9,9 @@ import numpy as np
 from dnagen_jax import scoring
 from dnagen_jax.ngram.model import NGramModel
 
+WINDOW = 1 << 20  # nucleotides per window when scoring long records (scoring/strided.py)
+INFINIGRAM_CONTEXT = 1 << 16  # context kept per window by the uncapped infinigram
+
 
 class NGramScorer(scoring.Scorer):
   """Scores genes with an `NGramModel` (or an `InfiniGram`), all genes in one vectorised pass.
@@ -21,7 +24,20 @@ class NGramScorer(scoring.Scorer):
   def __init__(self, model: NGramModel, batch_nucleotides: int = 1 << 24):
     self.model = model
     self.name = model.name
+    self.kmer = int(getattr(model, "kmer", 1))  # nucleotides per token
     self.batch_nucleotides = batch_nucleotides  # bounds the temporary arrays of one pass
+
+  def eval_defaults(self):
+    """Windows of 2^20 nucleotides. An order-n model keeps n - 1 tokens of context: long records
+    then score exactly as whole. The uncapped infinigram keeps 2^16 (matches longer are cut there)."""
+    kmer = int(getattr(self.model, "kmer", 1) or 1)
+    cap = getattr(self.model, "cap", None)
+    if cap is None:  # NGramModel
+      context = (self.model.order - 1) * kmer
+      return WINDOW, lambda w: min(context, w - kmer), 0
+    if cap:
+      return WINDOW, lambda w: min(cap - 1, w - 1), 0
+    return WINDOW, lambda w: min(INFINIGRAM_CONTEXT, w // 2), 0
 
   def token_log_probs(self, seqs: Sequence[str]) -> list[np.ndarray]:
     seqs = list(seqs)

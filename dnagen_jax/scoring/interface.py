@@ -14,7 +14,7 @@ detection and variant scoring build on these.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -34,6 +34,14 @@ class Scorer:
       n float64 arrays; array i has shape [len(seqs[i])].
     """
     raise NotImplementedError
+
+  def eval_defaults(self) -> tuple[int, Callable[[int], int], int]:
+    """How long records are cut for scoring (scoring/strided.py).
+
+    Returns (default window W, context C(W) that a window of W keeps when no
+    stride is given, longest window the model takes or 0 for any length).
+    """
+    return 1 << 20, lambda w: w // 2, 0
 
   def score(self, seqs: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """(total log-likelihood [n] float64, nucleotide count [n] int64)."""

@@ -69,6 +69,14 @@ class NeuralScorer(scoring.Scorer):
     graphdef, params = nnx.split(model)
     return cls(config, graphdef, params, mesh)
 
+  def eval_defaults(self):
+    """Windows as long as the training windows (data.window; else model.max_len), half of them
+    context; learned positions limit them to max_len."""
+    max_len = int(self.config.model.max_len)
+    trained = int(self.config.data.get("window", 0) or 0)
+    limited = self.config.model.name == "transformer" or self.config.model.position_embedding
+    return min(trained, max_len) if trained else max_len, lambda w: w // 2, max_len if limited else 0
+
   def _batches(self, seqs: Sequence[str]) -> list[tuple[np.ndarray, dict]]:
     ntok = kmers.num_tokens([len(s) for s in seqs], self.kmer)  # tokens per gene
     buckets = scoring_buckets(self.config.model, self.config.data, int(ntok.max()))

@@ -25,13 +25,14 @@ def get_config():
   study.data.length_buckets = (512,)       # one padded length: one compiled program per model
   study.fractions = ()                     # (a data-size study: fractions of the train split)
   study.nucleotides = ()                   # (... or nucleotide counts)
-  study.budgets = (1e11, 3e11)             # IsoFLOP budgets: training FLOPs each size spends
-  study.optimal_budgets = (1e12, 1e13)     # compute-optimal N and D tabulated at these budgets
+  study.budgets = (1e10, 3e10)             # IsoFLOP budgets: training FLOPs each size spends
+  study.optimal_budgets = (1e11, 1e12)     # compute-optimal N and D tabulated at these budgets
   study.target_losses = ()                 # (the L(D) fits' data-needed table: none here)
   study.bootstrap = 200                    # bootstrap replicates per fit
   study.fit_seed = 0                       # seed of the bootstrap
 
-  train = {"eval_every": 10**6, "checkpoint_every": 500, "log_every": 200, "warmup_steps": 20}
+  # every point: 32 genes a step, validation only at its last step (no early stopping in an IsoFLOP profile)
+  train = {"batch_size": 32, "eval_every": 10**6, "checkpoint_every": 500, "log_every": 200, "warmup_steps": 20}
   recurrent_sizes = {                      # label -> overrides: hidden units (embedding 16)
       "h16": {"model": {"hidden_dim": 16}},
       "h32": {"model": {"hidden_dim": 32}},

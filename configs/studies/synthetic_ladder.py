@@ -21,23 +21,24 @@ def get_config():
   study = ml_collections.ConfigDict()
   study.name = "synthetic-ladder"         # the study's name: a study workdir holds one study
   study.data = ml_collections.ConfigDict()  # overrides of config.data for every family (default: the synthetic source)
-  study.data.max_length = 200             # genes of at most 200 nucleotides (the source's are clipped there)
-  study.data.length_buckets = (256,)      # one padded length: one compiled program per model
+  study.data.max_length = 100             # genes of at most 100 nucleotides (the source's are clipped there)
+  study.data.length_buckets = (128,)      # one padded length: one compiled program per model
   study.fractions = ()                    # (a data-size study: fractions of the train split)
   study.nucleotides = ()                  # (... or nucleotide counts)
-  study.budgets = (3e10, 1e11, 3e11)      # IsoFLOP budgets: training FLOPs each size spends
-  study.optimal_budgets = (1e12, 1e13)    # compute-optimal N and D tabulated at these budgets
+  study.budgets = (7e9, 2e10, 7e10)       # IsoFLOP budgets: training FLOPs each size spends
+  study.optimal_budgets = (1e11, 1e12)    # compute-optimal N and D tabulated at these budgets
   study.target_losses = ()                # (the data-needed table of the L(D) fits: none here)
   study.bootstrap = 200                   # bootstrap replicates per fit (confidence intervals)
   study.fit_seed = 0                      # seed of the bootstrap
 
-  train = {"eval_every": 10**6, "checkpoint_every": 500, "log_every": 200, "warmup_steps": 20}
+  # every point: 64 genes a step, validation only at its last step (no early stopping in an IsoFLOP profile)
+  train = {"batch_size": 64, "eval_every": 10**6, "checkpoint_every": 500, "log_every": 200,
+           "warmup_steps": 20}
   study.families = ml_collections.ConfigDict()
   study.families.lstm = dict(             # one-layer LSTMs, embedding 16
       config="configs/default.py",        # base config file
-      overrides={"model": {"embed_dim": 16, "max_len": 256}, "train": train},  # over the base config
+      overrides={"model": {"embed_dim": 16, "max_len": 128}, "train": train},  # over the base config
       sizes={                             # the ladder: label -> overrides (sorted by parameters in tables)
-          "h8": {"model": {"hidden_dim": 8}},
           "h16": {"model": {"hidden_dim": 16}},
           "h32": {"model": {"hidden_dim": 32}},
           "h64": {"model": {"hidden_dim": 64}},
@@ -49,11 +50,10 @@ def get_config():
   )
   study.families.transformer = dict(      # pre-LN causal transformers, 2 heads, MLP 2 x width
       config="configs/transformer.py",
-      overrides={"model": {"num_heads": 2, "max_len": 256}, "train": train},
+      overrides={"model": {"num_heads": 2, "max_len": 128}, "train": train},
       sizes={
           "d16": {"model": {"embed_dim": 16, "mlp_dim": 32, "num_layers": 1}},
-          "d24": {"model": {"embed_dim": 24, "mlp_dim": 48, "num_layers": 1}},
-          "d32": {"model": {"embed_dim": 32, "mlp_dim": 64, "num_layers": 2}},
+          "d32": {"model": {"embed_dim": 32, "mlp_dim": 64, "num_layers": 1}},
           "d48": {"model": {"embed_dim": 48, "mlp_dim": 96, "num_layers": 2}},
       },
       kmers=(1,), seeds=(0,), budget="", ngram_orders=(),

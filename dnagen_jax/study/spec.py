@@ -235,7 +235,7 @@ def points(study, train_lengths=None, skipped=None) -> list[Point]:
   from dnagen_jax.models import flops  # pylint: disable=g-import-not-at-top
   validate_study(study)
   if train_lengths is None:
-    train_lengths = _train_lengths(study)
+    train_lengths = train_lengths_of(study)
   total = int(sum(train_lengths))
   mean_gene = total / max(1, len(train_lengths))
   fractions = bool(tuple(study.get("fractions", ())))
@@ -323,7 +323,7 @@ def base_data_config(study):
   return config.data
 
 
-def _train_lengths(study) -> list[int]:
+def train_lengths_of(study) -> list[int]:
   """Nucleotides of every gene of the whole train split of the study's data."""
   from dnagen_jax.data import storage  # pylint: disable=g-import-not-at-top
   src = storage.data_source(base_data_config(study), "train")

@@ -68,6 +68,7 @@ flags.DEFINE_string("reference", "test", "sample_report: real genes to compare w
 # --mode=study (dnagen_jax/study): one point only, or print every point's command.
 flags.DEFINE_string("point", None, "study: train only this point (names: --dry_run).")
 flags.DEFINE_bool("dry_run", False, "study: print each point's command (one per cluster job) and stop.")
+flags.DEFINE_bool("calibrate", True, "study --dry_run: time a few training steps to estimate the study's time.")
 
 
 def run(argv):
@@ -122,7 +123,7 @@ def run(argv):
     study_path = config_flags.get_config_filename(FLAGS["config"])
     extra = [a for a in sys.argv[1:] if a.startswith("--config.")]  # passed on to each point's command
     runner.run(config, workdir, point=FLAGS.point, dry_run=FLAGS.dry_run, study_path=study_path,
-               extra_args=extra)
+               extra_args=extra, calibrate=FLAGS.calibrate)
 
 
 def _config_flag_error(argv: list[str], error: Exception) -> str:

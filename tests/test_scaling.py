@@ -220,25 +220,84 @@ def test_bad_ladders_are_one_line_errors(tfds_dir, change, message):
     spec.points(study)
 
 
-def test_dry_run_prints_commands_flops_and_time(tfds_dir, tmp_path, capsys):
+def test_dry_run_prints_commands_flops_and_time(tfds_dir, tmp_path, capsys, monkeypatch):
+  from dnagen_jax.study import calibrate
+  measured = []
+
+  def fake_seconds(config, length, steps=3):  # the timing itself: the slow CLI test below
+    measured.append(config.model.hidden_dim)
+    return 1e-3 * config.model.hidden_dim
+
+  monkeypatch.setattr(calibrate, "seconds_per_step", fake_seconds)
   study = _ladder(tfds_dir, budgets=(1e9, 3e9))
-  study.families.lstm.sizes = {"h4": {"model": {"hidden_dim": 4}}, "h16": {"model": {"hidden_dim": 16}}}
   runner.run(study, str(tmp_path / "w"), dry_run=True)
   out = capsys.readouterr().out
-  assert out.count("--point=") == 4 and out.count("# calibration: lstm") == 2
+  assert out.count("--point=") == 6 and sorted(measured) == [4, 16]  # the smallest and largest only
   assert "training FLOPs in its neural points; about" in out and "left on this machine" in out
   assert not os.path.exists(tmp_path / "w" / "points")
+  lengths = spec.train_lengths_of(study)
+  pts = spec.points(study, lengths)
+  cost = calibrate.estimate(pts, lengths, log=lambda _: None)
+  for p in pts:
+    flops_, secs = cost[p.name]
+    assert flops_ == pytest.approx(p.flops_per_nt * p.config.train.batch_size * np.mean(lengths)
+                                   * p.config.train.max_steps)
+    if p.size_name in ("h4", "h16"):  # measured; h8 interpolated between them
+      assert secs == pytest.approx(1e-3 * p.config.model.hidden_dim * p.config.train.max_steps)
+  h8 = [cost[p.name][1] / p.config.train.max_steps for p in pts if p.size_name == "h8"][0]
+  assert 4e-3 < h8 < 16e-3
   # a budget too small for a larger size: that point is skipped, said so
-  study.budgets = (2e7, 3e9)
+  study.budgets = (1e6, 3e9)
   runner.run(study, str(tmp_path / "w"), dry_run=True, calibrate=False)
   out = capsys.readouterr().out
-  assert "# lstm_k1_h16_c2e07_s0: skipped, 2e+07 FLOPs < one step" in out
+  assert "skipped: lstm_k1_h16_c1e06_s0, 1e+06 FLOPs < one step" in out
+  assert out.count("\n# ") + out.startswith("# ") == 5  # launch/slurm/study_array.sbatch counts these
 
 
 @pytest.mark.slow
-def test_synthetic_ladders_find_the_oracle(tfds_dir, tmp_path):
-  """Known truth, small: the L(N, D) fit's E within 2% of the oracle, the interval holding it."""
-  pytest.skip("written below once the full ladder has run")
+def test_cli_dry_run_of_the_synthetic_ladder_calibrates(tmp_path):
+  r = run_main("--mode=study", "--config=configs/studies/synthetic_ladder.py",
+               f"--workdir={tmp_path / 'w'}", "--dry_run", timeout=1200)
+  assert r.returncode == 0, r.stderr
+  assert r.stdout.count("--point=") == 18 and r.stdout.count("calibration: ") == 4
+  assert "training FLOPs in its neural points" in r.stdout
+
+
+def test_report_of_an_isoflop_study_recovers_the_law_its_points_follow(tfds_dir, tmp_path):
+  """Point workdirs written from a known L(N, D) (no training): the study's tables and fits find it."""
+  import json
+  study = _ladder(tfds_dir, budgets=(2e8, 6e8, 2e9, 6e9))
+  study.bootstrap = 10
+  study.families.lstm.sizes["h32"] = {"model": {"hidden_dim": 32}}
+  workdir = str(tmp_path / "w")
+  lengths = spec.train_lengths_of(study)
+  pts = spec.points(study, lengths)
+  law = dict(E=1.9, A=0.2, alpha=0.6, B=0.5, beta=0.35, N0=1e3, D0=1e6)
+  for p in pts:
+    pdir = os.path.join(workdir, "points", p.name)
+    os.makedirs(pdir)
+    seen = int(p.config.train.max_steps * p.config.train.batch_size * np.mean(lengths))
+    loss = float(fit_nd.law(p.params[1], seen, law))
+    with open(os.path.join(pdir, "config.json"), "w") as f:
+      f.write(p.config.to_json_best_effort())
+    with open(os.path.join(pdir, "study_point.json"), "w") as f:
+      json.dump({"train_nucleotides": int(sum(lengths)), "train_genes": len(lengths), "wall_s": 1.0}, f)
+    with open(os.path.join(pdir, "results.json"), "w") as f:
+      json.dump({"model": "lstm", "params": p.params[0], "steps": p.config.train.max_steps,
+                 "nucleotides_seen": seen, "val_bits_per_nucleotide": loss,
+                 "test_bits_per_nucleotide": loss, "oracle_test_perplexity": 2 ** 1.9}, f)
+  out = runner.run(study, workdir)  # every point done: trains nothing, writes the tables
+  fam = out["scaling"]["families"][0]
+  assert abs(fam["lnd"]["E"] / 1.9 - 1) < 0.01 and abs(fam["lnd"]["alpha"] - 0.6) < 0.05
+  assert len(fam["isoflop"]["minima"]) == 4 and fam["isoflop"]["N_law"] is not None
+  assert out["rows"][0]["train_flops"] == pytest.approx(pts[0].flops_per_nt * out["rows"][0]["nucleotides_seen"])
+  text = out["markdown"]
+  for section in ("## Sizes and compute", "## L(N, D) =", "## IsoFLOP minima", "## Compute-optimal size",
+                  "## Best test loss of each family at each budget"):
+    assert section in text
+  assert "| lstm | 1 | 16 | 1.9" in text and "yes |" in text  # E and its interval holding the 'oracle'
+  assert os.path.getsize(os.path.join(workdir, "scaling.png")) > 0
+  assert "L(D) = E + B" not in text  # IsoFLOP points share one D: no learning curve
 
 
 def test_cli_dry_run_of_a_bad_ladder_is_one_line(tmp_path):
@@ -255,3 +314,4 @@ def test_cli_dry_run_of_a_bad_ladder_is_one_line(tmp_path):
   assert r.returncode == 2, r.stderr
   assert r.stderr.strip().splitlines() == [
       "error: study family 'f' size 'big': config.model.num_layers=-1 must be positive"]
+  assert not os.path.exists(tmp_path / "w")

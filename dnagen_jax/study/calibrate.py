@@ -87,7 +87,7 @@ def estimate(points, lengths, log=print) -> dict:
       secs = seconds_per_step(p.config, length)
       step_flops = p.flops_per_nt * p.config.train.batch_size * mean_gene
       measured[p.flops_per_nt] = (step_flops, secs)
-      log(f"# calibration: {family} k={k} {p.size_name or ''} {secs * 1000:.1f} ms a step of "
+      log(f"calibration: {family} k={k} {p.size_name or ''} {secs * 1000:.1f} ms a step of "
           f"{p.config.train.batch_size} x {length} tokens ({step_flops / secs / 1e9:.2f} GFLOP/s; "
           f"{time.time() - t0:.0f} s with compilation)")
     xs = sorted(measured.values())

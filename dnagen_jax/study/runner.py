@@ -149,7 +149,10 @@ def point_command(study_path: str, workdir: str, name: str, extra=()) -> str:
 
 
 def _dry_run(study, workdir, pts, lengths, skipped, study_path, extra_args, calibrate) -> None:
-  """Prints every point's command (with its size and FLOPs), the study's FLOPs and estimated time."""
+  """Prints every point's command (with its size and FLOPs), the study's FLOPs and estimated time.
+
+  Only the points' lines start with '# ' (launch/slurm/study_array.sbatch counts and parses them).
+  """
   from dnagen_jax.study import calibrate as calibrate_lib  # pylint: disable=g-import-not-at-top
   cost = calibrate_lib.estimate(pts, lengths) if calibrate else {}
   for p in pts:
@@ -161,10 +164,10 @@ def _dry_run(study, workdir, pts, lengths, skipped, study_path, extra_args, cali
         about += f", {cost[p.name][0]:.3g} FLOPs, about {_hms(cost[p.name][1])}"
     print(f"# {p.name} ({state}{about})\n{point_command(study_path, workdir, p.name, extra_args)}")
   for name, why in skipped:
-    print(f"# {name}: skipped, {why}")
+    print(f"skipped: {name}, {why}")
   if cost:
     todo = [v for name, v in cost.items() if not is_done(workdir, name)]
-    print(f"# study {study.name}: {len(pts)} points, {sum(v[0] for v in cost.values()):.3g} training "
+    print(f"study {study.name}: {len(pts)} points, {sum(v[0] for v in cost.values()):.3g} training "
           f"FLOPs in its neural points; about {_hms(sum(v[1] for v in todo))} of training left on "
           "this machine (calibrated above; compilation, validation and N-grams not included)")
 

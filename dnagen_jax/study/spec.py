@@ -147,6 +147,15 @@ def validate_study(study) -> None:
       if not label or not all(c.isalnum() or c in "-." for c in label):
         raise UserError(f"{where}: size label {label!r} must be letters, digits, '-' or '.' "
                         "(it becomes part of the point's name)")
+    for label in sizes.keys():  # each ladder entry against the family's validation, before any data is read
+      config = load_config_file(family.config)
+      apply_overrides(config, {"data": study.get("data", {})}, "study config")
+      apply_overrides(config, family.get("overrides", {}), f"{where} overrides")
+      apply_overrides(config, sizes[label], f"{where} size {label!r}")
+      try:
+        config_check.validate(config)
+      except UserError as e:
+        raise UserError(f"{where} size {label!r}: {e}") from None
     budget = family.get("budget", "")
     if budget and budgets:
       raise UserError(f"{where}: budget {budget!r} with IsoFLOP budgets: the compute budget "

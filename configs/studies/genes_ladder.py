@@ -25,7 +25,7 @@ def get_config():
   study.data.length_buckets = (512,)       # one padded length: one compiled program per model
   study.fractions = ()                     # (a data-size study: fractions of the train split)
   study.nucleotides = ()                   # (... or nucleotide counts)
-  study.budgets = (1e10, 3e10)             # IsoFLOP budgets: training FLOPs each size spends
+  study.budgets = (3e9, 1e10)              # IsoFLOP budgets: training FLOPs each size spends
   study.optimal_budgets = (1e11, 1e12)     # compute-optimal N and D tabulated at these budgets
   study.target_losses = ()                 # (the L(D) fits' data-needed table: none here)
   study.bootstrap = 200                    # bootstrap replicates per fit

@@ -25,7 +25,7 @@ def get_config():
   study.data.length_buckets = (128,)      # one padded length: one compiled program per model
   study.fractions = ()                    # (a data-size study: fractions of the train split)
   study.nucleotides = ()                  # (... or nucleotide counts)
-  study.budgets = (7e9, 2e10, 7e10)       # IsoFLOP budgets: training FLOPs each size spends
+  study.budgets = (2e9, 7e9, 2e10)        # IsoFLOP budgets: training FLOPs each size spends
   study.optimal_budgets = (1e11, 1e12)    # compute-optimal N and D tabulated at these budgets
   study.target_losses = ()                # (the data-needed table of the L(D) fits: none here)
   study.bootstrap = 200                   # bootstrap replicates per fit (confidence intervals)

@@ -10,7 +10,8 @@ WORKDIR holds:
                     results.json), plus study_point.json (training nucleotides, wall time)
                     and tb/ (TensorBoard events, written while it trains);
   study.csv/.json   one row per point; fits.json, study.png, study.md (report.py).
-A point is done when its results.json exists: a finished point is never trained again.
+A point is done when its results.json and study_point.json exist: a finished point is
+never trained again.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ def point_dir(workdir: str, name: str) -> str:
 
 
 def is_done(workdir: str, name: str) -> bool:
-  return os.path.exists(os.path.join(point_dir(workdir, name), "results.json"))
+  """results.json and study_point.json (written last: a point stopped between them is resumed)."""
+  return all(os.path.exists(os.path.join(point_dir(workdir, name), f))
+             for f in ("results.json", "study_point.json"))
 
 
 def _resume_view(config: dict) -> dict:

@@ -81,10 +81,11 @@ def test_lstm_flops_match_xla(monkeypatch):
   _recurrent_check(monkeypatch, "lstm", 32, 4, {"hidden_dim": 64}, 0.25)
 
 
-def test_transformer_flops_and_attention_term_match_xla():
+@pytest.mark.parametrize("block", [0, pytest.param(16, marks=pytest.mark.slow)])
+def test_transformer_flops_and_attention_term_match_xla(block):
   # One sequence and one head: the CPU attention's per-(sequence, head) loop runs once.
   config = _model_config("transformer", embed_dim=32, num_heads=1, mlp_dim=64, num_layers=1,
-                         attention_block=16, max_len=128)
+                         attention_block=block, max_len=128)
   short, long = (_xla_flops(config, 1, t) for t in (32, 64))
   ours_short, ours_long = (flops.step_flops(config.model, 8, 1, t) for t in (32, 64))
   for xla, ours in ((short, ours_short), (long, ours_long)):

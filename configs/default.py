@@ -31,6 +31,17 @@ def get_data_config() -> ml_collections.ConfigDict:
   data.train_nucleotides = 0       # train on the nested subset of at least this many nucleotides of the train split (0 = all; see dnagen_jax/data/subsets.py)
   data.kmer = 1                    # tokens: 1 = single nucleotides, k = 2..6 non-overlapping k-mers (docs/studies.md: the tail rule)
   data.sort_noise = 25.0           # batches of genes sorted by length + Uniform[0, sort_noise) nucleotides (0 = strict sort)
+  # Genomes: records of any length cut into windows (docs/data.md#genomes-windows). At these defaults: genes, as above.
+  data.window = 0                  # nucleotides per window (0 = every record whole, as genes)
+  data.stride = 0                  # window > 0: nucleotides between training window starts, 1..window
+  data.split_by = "auto"           # 'auto' (genes: 'hash'; windows: 'blocks'), 'hash' (sequence), 'record' (id), 'file', 'bed', 'blocks'
+  data.split_bed = ""              # split_by='bed': BED file of chrom, start, end, split (train/validation/test)
+  data.block_size = 100000         # split_by='blocks': nucleotides per hashed block (also the unit of nested subsets of windows)
+  data.n_run_cut = 0               # cut records at runs of at least this many N (0 = never)
+  data.max_n_fraction = 1.0        # drop windows whose share of N is larger (1.0 = keep all)
+  data.softmask_weight = 1.0       # training loss weight of lowercase (soft-masked) bases (1.0 = read as uppercase)
+  data.reverse_complement = False  # training: read each window reverse-complemented with probability 1/2 (a fresh draw per epoch)
+  data.val_windows = 0             # validate on a fixed sample of this many windows (0 = the whole validation split)
   return data
 
 

@@ -56,11 +56,12 @@ def validate(config) -> None:
   kmer = config.data.get("kmer", 1)
   if kmer not in range(1, 7):
     raise UserError(f"config.data.kmer={kmer!r} must be 1 (nucleotides) or a k-mer length 2..6")
-  if kmer > 1 and config.data.unknown_policy == "n":
+  if kmer > 1 and config.data.unknown_policy == "n" and config.data.get("max_n_fraction", 1.0) > 0:
     raise UserError(f"config.data.kmer={kmer} reads A, C, G, T only: use data.unknown_policy "
-                    "'error' or 'skip', not 'n'")
+                    "'error' or 'skip', not 'n' (or, for windows, data.max_n_fraction=0)")
   if config.data.get("train_nucleotides", 0) < 0:
     raise UserError(f"config.data.train_nucleotides={config.data.train_nucleotides} must be >= 0 (0 = all)")
+  _validate_windows(config)
   buckets = list(config.data.length_buckets)
   if not buckets or buckets != sorted(buckets):
     raise UserError(f"config.data.length_buckets={tuple(buckets)} must be increasing")
@@ -68,6 +69,45 @@ def validate(config) -> None:
     if buckets[-1] > config.model.max_len:
       raise UserError(f"config.data.length_buckets reaches {buckets[-1]} tokens but "
                       f"config.model.max_len is {config.model.max_len}")
+
+
+def _validate_windows(config) -> None:
+  """The genome window fields (docs/data.md#genomes-windows); absent fields read as their defaults."""
+  d = config.data
+  window, stride = int(d.get("window", 0)), int(d.get("stride", 0))
+  if window < 0:
+    raise UserError(f"config.data.window={window} must be >= 0 (0 = every record whole)")
+  if window > 0 and not 1 <= stride <= window:
+    raise UserError(f"config.data.stride={stride} must be in 1..data.window={window} "
+                    f"(e.g. --config.data.stride={window}: training windows side by side)")
+  if window > 0:
+    kmer = int(d.get("kmer", 1))
+    needed = -(-window // kmer) + 1  # tokens of a window plus BOS
+    if needed > config.model.max_len:
+      raise UserError(f"config.data.window={window} needs {needed} tokens (with BOS) but "
+                      f"config.model.max_len is {config.model.max_len}: set a smaller window or a larger max_len")
+    if needed > list(d.length_buckets)[-1]:
+      raise UserError(f"config.data.window={window} needs {needed} tokens (with BOS) but the last of "
+                      f"config.data.length_buckets is {list(d.length_buckets)[-1]}: windows would be cut")
+  split_by = d.get("split_by", "auto")
+  if split_by not in ("auto", "hash", "record", "file", "bed", "blocks"):
+    raise UserError(f"config.data.split_by={split_by!r} must be one of auto, hash, record, file, bed, blocks")
+  if split_by == "bed" and not d.get("split_bed", ""):
+    raise UserError("config.data.split_by='bed' needs config.data.split_bed, a BED file naming each interval's split")
+  if int(d.get("block_size", 100000)) <= 0:
+    raise UserError(f"config.data.block_size={d.block_size} must be positive")
+  if int(d.get("n_run_cut", 0)) < 0:
+    raise UserError(f"config.data.n_run_cut={d.n_run_cut} must be >= 0 (0 = never cut)")
+  if not 0.0 <= float(d.get("max_n_fraction", 1.0)) <= 1.0:
+    raise UserError(f"config.data.max_n_fraction={d.max_n_fraction} must be in [0, 1]")
+  weight = float(d.get("softmask_weight", 1.0))
+  if weight < 0.0:
+    raise UserError(f"config.data.softmask_weight={weight} must be >= 0")
+  if weight != 1.0 and (window == 0 or int(d.get("kmer", 1)) != 1):
+    raise UserError(f"config.data.softmask_weight={weight} needs windows (data.window > 0) of single "
+                    "nucleotides (data.kmer=1): genes are stored upper-case")
+  if int(d.get("val_windows", 0)) < 0:
+    raise UserError(f"config.data.val_windows={d.val_windows} must be >= 0 (0 = all)")
 
 
 def _validate_infinigram_mixture(config) -> None:
@@ -105,7 +145,9 @@ RESUME_FIELDS = {
               "infinigram_above", "mixture_workdirs", "mixture_feature", "mixture_buckets"),
     "data": ("source", "files", "min_length", "max_length", "unknown_policy", "val_fraction",
              "test_fraction", "synthetic_order", "synthetic_alpha", "synthetic_seed",
-             "synthetic_sizes", "train_nucleotides", "kmer"),
+             "synthetic_sizes", "train_nucleotides", "kmer",
+             "window", "stride", "split_by", "split_bed", "block_size", "n_run_cut", "max_n_fraction",
+             "softmask_weight", "reverse_complement", "val_windows"),
 }
 
 # Fields added after workdirs were first written, with the value those earlier
@@ -116,6 +158,16 @@ LEGACY_DEFAULTS = {
     ("data", "num_buckets"): 0,
     ("data", "train_nucleotides"): 0,
     ("data", "kmer"): 1,
+    ("data", "window"): 0,
+    ("data", "stride"): 0,
+    ("data", "split_by"): "auto",
+    ("data", "split_bed"): "",
+    ("data", "block_size"): 100000,
+    ("data", "n_run_cut"): 0,
+    ("data", "max_n_fraction"): 1.0,
+    ("data", "softmask_weight"): 1.0,
+    ("data", "reverse_complement"): False,
+    ("data", "val_windows"): 0,
 }
 
 

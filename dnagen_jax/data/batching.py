@@ -19,6 +19,14 @@ import numpy as np
 from dnagen_jax.data import kmers
 from dnagen_jax.data import storage
 from dnagen_jax.data import tokens
+from dnagen_jax.data import windows
+
+_COMPLEMENT = str.maketrans("ACGTN", "TGCAN")
+
+
+def reverse_complement(seq: str) -> str:
+  """The reverse complement of a sequence over ACGTN."""
+  return seq.translate(_COMPLEMENT)[::-1]
 
 
 def bucket_length(n_tokens: int, buckets) -> int:
@@ -89,14 +97,22 @@ class TrainBatches:
   are instead the k lengths that pad this split's batches least
   (`fit_buckets`), capped at the last of `length_buckets`. The noise varies which genes meet in a batch
   from epoch to epoch. The last len(train) % batch_size genes of an epoch's
-  order sit that epoch out. The iterator is a grain `DatasetIterator`, whose
+  order sit that epoch out. Windows of a genome are read shifted by their
+  draw for the epoch (`genome_store.WindowSource.epoch_tokens`); with
+  data.reverse_complement each example is reverse-complemented with
+  probability 1/2, drawn per (seed, epoch, example); data.softmask_weight
+  sets the mask (the loss weight) of soft-masked bases. The iterator is a grain `DatasetIterator`, whose
   `get_state()` is checkpointed.
   """
 
   def __init__(self, data_config, batch_size: int, seed: int):
     self.src = storage.data_source(data_config, "train")
     self.kmer = int(data_config.get("kmer", 1))
-    self.gene_lengths = np.asarray([self.src[i]["length"] for i in range(len(self.src))])
+    self.gene_lengths = storage.example_lengths(self.src)
+    # Windows (genome_store): each epoch shifts every training window by its own draw.
+    self.shifted = hasattr(self.src, "epoch_tokens")
+    self.reverse_complement = bool(data_config.get("reverse_complement", False))
+    self.softmask_weight = float(data_config.get("softmask_weight", 1.0))
     self.lengths = kmers.num_tokens(self.gene_lengths, self.kmer)  # tokens per gene
     self.batch_size, self.seed = batch_size, seed
     self.buckets = tuple(data_config.length_buckets)
@@ -141,11 +157,27 @@ class TrainBatches:
     epoch, i = divmod(step, self.batches_per_epoch)
     if self._plan[0] != epoch:  # a new epoch: one permutation for all its batches
       self._plan = (epoch, self._epoch_plan(epoch))
-    seqs = [storage.as_str(self.src[int(j)]["sequence"]) for j in self._plan[1][i]]
+    rows = self._plan[1][i]
+    lower = None
+    if self.shifted:
+      toks = [self.src.epoch_tokens(int(j), epoch, self.seed) for j in rows]
+      seqs = [tokens.token_string(t) for t in toks]
+      lower = [(t & tokens.LOWER) > 0 for t in toks]
+    else:
+      seqs = [storage.as_str(self.src[int(j)]["sequence"]) for j in rows]
+    if self.reverse_complement:
+      flip = windows.flipped(self.seed, epoch, rows)
+      seqs = [reverse_complement(s) if f else s for s, f in zip(seqs, flip)]
+      if lower is not None:
+        lower = [m[::-1] if f else m for m, f in zip(lower, flip)]
     length = bucket_length(int(kmers.num_tokens(max(len(s) for s in seqs), self.kmer)), self.buckets)
     batch = make_batch(seqs, length, kmer=self.kmer)
-    if self.kmer > 1:  # nucleotides per row (the trainer counts these, not tokens)
+    if self.kmer > 1 or self.softmask_weight != 1.0:  # nucleotides per row (the trainer counts these, not tokens)
       batch["nucleotides"] = np.asarray([min(len(s), length * self.kmer) for s in seqs], np.int64)
+    if self.softmask_weight != 1.0:  # soft-masked bases weigh softmask_weight in the loss
+      for r, m in enumerate(lower):
+        m = m[:length]
+        batch["mask"][r, :m.size][m] = self.softmask_weight
     return batch
 
   def iterator(self) -> grain.DatasetIterator:

@@ -9,19 +9,24 @@ Formats:
   * CSV (`.csv`, optionally `.gz`): the study's gene table. The sequence column
     is `NucleotideSequence` (values wrapped in `<...>`); the id column is
     `NCBIGeneID`, or the 1-based row number when absent.
-  * FASTA (`.fa`, `.fasta`, `.fna`, `.fas`, optionally `.gz`): multi-record,
-    multi-line; the id is the first word after `>`.
+  * FASTA (`.fa`, `.fasta`, `.fna`, `.fas`): multi-record, multi-line; the id
+    is the first word after `>`.
+Any of them may be compressed with gzip, bgzip, xz or bzip2 (recognised by
+the file's first bytes; `sources`). `iter_records` streams a file one record
+at a time, for files too large to hold as a list.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
-import gzip
 import io
+import lzma
 import os
-from typing import Iterable
+import zlib
+from typing import Iterable, Iterator
 
+from dnagen_jax.data import sources
 from dnagen_jax.data import tokens
 from dnagen_jax.errors import UserError
 
@@ -40,26 +45,27 @@ class Record:
 
 
 def _open_text(path: str):
-  if not os.path.exists(path):
-    raise UserError(f"{path}: no such file")
-  if os.path.isdir(path):
-    raise UserError(f"{path}: is a directory, expected a CSV or FASTA file")
-  if path.endswith(".gz"):
-    return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace")
-  return open(path, encoding="utf-8", errors="replace", newline="")
+  return io.TextIOWrapper(sources.open_binary(path), encoding="utf-8", errors="replace", newline="")
+
+
+def _guarded(lines, path: str):
+  """Iterates `lines` of `path`, turning a decompression failure into a one-line UserError."""
+  try:
+    yield from lines
+  except (EOFError, OSError, zlib.error, lzma.LZMAError) as e:
+    raise sources.damaged(path, e) from None
 
 
 def file_kind(path: str) -> str:
-  """Returns 'csv' or 'fasta' from the file name (a trailing .gz is ignored)."""
-  name = path[:-3] if path.endswith(".gz") else path
-  name = name.lower()
+  """Returns 'csv' or 'fasta' from the file name (a trailing .gz/.bgz/.xz/.bz2 is ignored)."""
+  name = sources.strip_compression(path).lower()
   if name.endswith(CSV_SUFFIXES):
     return "csv"
   if name.endswith(FASTA_SUFFIXES):
     return "fasta"
   raise UserError(
       f"{path}: unknown file type; expected .csv or one of "
-      f"{', '.join(FASTA_SUFFIXES)} (optionally .gz)")
+      f"{', '.join(FASTA_SUFFIXES)} (optionally .gz, .bgz, .xz or .bz2)")
 
 
 def strip_brackets(value: str) -> str:
@@ -77,7 +83,7 @@ def read_csv_table(path: str, required: Iterable[str]) -> tuple[list[str], Itera
   the file does have when one is missing.
   """
   f = _open_text(path)
-  reader = csv.DictReader(f)
+  reader = csv.DictReader(_guarded(f, path))
   columns = reader.fieldnames or []
   missing = [c for c in required if c not in columns]
   if missing:
@@ -85,7 +91,7 @@ def read_csv_table(path: str, required: Iterable[str]) -> tuple[list[str], Itera
     have = ", ".join(columns) if columns else "none (empty file)"
     raise UserError(
         f"{path}: missing column {', '.join(missing)}; the file has columns: {have}")
-  return columns, reader
+  return columns, _guarded(reader, path)
 
 
 def _normalized(records: Iterable[tuple[str, str]], path: str, policy: str) -> list[Record]:
@@ -110,28 +116,37 @@ def read_csv(path: str, policy: str = "error") -> list[Record]:
   return _normalized(raw(), path, policy)
 
 
-def fasta_entries(path: str) -> Iterable[tuple[str, str, str]]:
-  """(id, whole header line after '>', raw sequence) of each non-empty FASTA record, not normalized."""
-  rid, header, parts = None, "", []
-  with _open_text(path) as f:
-    for lineno, line in enumerate(f, start=1):
-      line = line.strip()
-      if not line or line.startswith(";"):
-        continue
-      if line.startswith(">"):
-        if rid is not None and parts:
-          yield rid, header, "".join(parts)
-        rid, header, parts = (line[1:].split() or [f"line{lineno}"])[0], line[1:].strip(), []
-      elif rid is None:
-        raise UserError(f"{path}: line {lineno}: sequence data before the first '>' header")
-      else:
-        parts.append(line)
-  if rid is not None and parts:
-    yield rid, header, "".join(parts)
+def fasta_entries(path: str, empty: str = "skip") -> Iterable[tuple[str, str, str]]:
+  """(id, whole header line after '>', raw sequence) of each FASTA record, not normalized.
+
+  empty='skip' passes over headers with no sequence (generated samples may be
+  empty); 'error' refuses them in one line, as a cut or damaged file.
+  """
+  records = sources.fasta_raw_records(path, allow_empty=empty == "skip")
+  for rid, header, raw in records:
+    if raw:
+      yield rid, header, raw.decode("latin-1")
 
 
 def read_fasta(path: str, policy: str = "error") -> list[Record]:
-  return _normalized(((rid, seq) for rid, _, seq in fasta_entries(path)), path, policy)
+  return _normalized(((rid, seq) for rid, _, seq in fasta_entries(path, empty="error")), path, policy)
+
+
+def iter_records(path: str, policy: str = "error") -> Iterator[Record]:
+  """The records of a CSV or FASTA file one at a time (memory: about one record).
+
+  Same sequences, ids and errors as `read_sequences`, streamed.
+  """
+  tokens.check_policy(policy)
+  if file_kind(path) == "csv":
+    yield from read_csv(path, policy)
+    return
+  found = False
+  for rid, toks in sources.fasta_token_records(path, policy):
+    found = True
+    yield Record(rid, tokens.token_string(toks))
+  if not found:
+    raise UserError(f"{path}: no sequences found")
 
 
 def read_sequences(path: str, policy: str = "error") -> list[Record]:
@@ -155,7 +170,7 @@ def expand_paths(spec: str) -> list[str]:
     if os.path.isdir(item):
       found = sorted(
           os.path.join(item, n) for n in os.listdir(item)
-          if n.lower().removesuffix(".gz").endswith(CSV_SUFFIXES + FASTA_SUFFIXES))
+          if sources.strip_compression(n).lower().endswith(CSV_SUFFIXES + FASTA_SUFFIXES))
       if not found:
         raise UserError(f"{item}: directory holds no .csv or FASTA files")
       paths.extend(found)

@@ -57,3 +57,26 @@ class SubsetSource:
 
   def __getitem__(self, i: int):
     return self.src[int(self.indices[i])]
+
+
+def block_prefix_indices(block_keys, lengths, nucleotides: int,
+                         where: str = "data.train_nucleotides") -> np.ndarray:
+  """Windowed data: positions (ascending) of the windows of the shortest prefix of ranked blocks.
+
+  Blocks (the `block_keys` [n] strings of the windows, e.g. 'chrX<0>12') are
+  ranked by a salted hash of their key alone; a subset of D nucleotides is
+  every window of the first blocks whose windows hold at least D
+  nucleotides, so subsets are made of whole blocks and nested.
+  """
+  lengths = np.asarray(lengths, np.int64)
+  total = int(lengths.sum())
+  if nucleotides > total:
+    raise UserError(f"{where}={nucleotides:,} is larger than the train split "
+                    f"({total:,} nucleotides in {len(lengths):,} windows)")
+  keys, inverse = np.unique(np.asarray(block_keys, dtype=object).astype(str), return_inverse=True)
+  order = sorted(range(len(keys)), key=lambda b: (hashlib.sha1(_SALT + keys[b].encode()).digest(), keys[b]))
+  rank = np.empty(len(keys), np.int64)
+  rank[np.asarray(order, np.int64)] = np.arange(len(keys))
+  per_block = np.bincount(rank[inverse], weights=lengths, minlength=len(keys))
+  count = int(np.searchsorted(np.cumsum(per_block), nucleotides) + 1)
+  return np.flatnonzero(rank[inverse] < count)

@@ -86,3 +86,29 @@ def encode(seq: str) -> np.ndarray:
 def decode(tokens) -> str:
   """Inverse of `encode`; PAD/BOS/EOS print as _ ^ $."""
   return "".join(ID_TO_CHAR[int(t)] for t in tokens)
+
+
+# Streamed genomes (`sources.encode_record`): byte -> token, with LOWER set on
+# soft-masked (lowercase) bases so that the case survives as one bit.
+LOWER = 8          # bit set on the token of a lowercase base
+BAD = 255          # a byte the policy refuses (or skips the record for)
+
+
+def _byte_tokens(policy: str) -> np.ndarray:
+  lut = np.full(256, BAD, np.uint8)
+  letters = {**{c: A + i for i, c in enumerate("ACGT")}, "U": T}
+  if policy == "n":
+    letters.update({c: N for c in IUPAC_AMBIGUOUS})
+  for ch, tok in letters.items():
+    lut[ord(ch)] = tok
+    lut[ord(ch.lower())] = tok | LOWER
+  return lut
+
+
+BYTE_TOKENS = {p: _byte_tokens(p) for p in POLICIES}
+_TOKEN_CHARS = np.frombuffer(b"_^$ACGTN" * 2, np.uint8)  # token (with or without LOWER) -> upper-case letter
+
+
+def token_string(toks: np.ndarray) -> str:
+  """uint8 tokens [L] (LOWER bit allowed) -> the upper-case string over ACGTN."""
+  return _TOKEN_CHARS[toks].tobytes().decode("ascii")

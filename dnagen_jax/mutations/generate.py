@@ -73,8 +73,7 @@ def generate_set(data_config, path: str, max_edits: int, num_pairs: int, seed: i
 def dataset_name(data_config) -> str:
   """Name of the prepared data set (unique to its settings): sets are shared per data set."""
   from dnagen_jax.data import storage  # pylint: disable=g-import-not-at-top
-  from dnagen_jax.data.gene_dataset import gene_dataset_dataset_builder as gdb  # pylint: disable=g-import-not-at-top
-  return gdb.make_config(**storage.dataset_settings(data_config)).name
+  return storage.dataset_name(data_config)
 
 
 def run(config, workdir: str, max_edits: int, num_pairs: int, seed: int,

@@ -32,7 +32,8 @@ def model_settings(config) -> dict:
   m = config.model
   gb = float(m.get("ngram_max_memory_gb", 0.0) or 0.0)
   return dict(order=int(m.ngram_order), smoothing=str(m.ngram_smoothing), k=float(m.ngram_k),
-              with_n=config.data.unknown_policy == "n",
+              # windows with data.max_n_fraction=0 hold no N: no N outcome (k-mers need none)
+              with_n=config.data.unknown_policy == "n" and config.data.get("max_n_fraction", 1.0) > 0,
               max_memory_bytes=int(gb * 2**30) if gb > 0 else None,
               lower_discounts=m.get("ngram_kn_lower_discounts", "auto"),
               kmer=int(config.data.get("kmer", 1)))

@@ -125,7 +125,7 @@ def train_point(point, workdir: str) -> None:
   if not results:  # halted (train.halt_after_steps): not done yet
     return
   src = storage.data_source(point.config.data, "train")
-  lengths = [int(src[i]["length"]) for i in range(len(src))]
+  lengths = storage.example_lengths(src).tolist()  # genes or windows
   record = {"train_nucleotides": sum(lengths), "train_genes": len(lengths),
             "wall_s": time.time() - t0 + _previous_wall(workdir)}
   with open(os.path.join(workdir, "study_point.json"), "w") as f:

@@ -335,5 +335,4 @@ def base_data_config(study):
 def train_lengths_of(study) -> list[int]:
   """Nucleotides of every gene of the whole train split of the study's data."""
   from dnagen_jax.data import storage  # pylint: disable=g-import-not-at-top
-  src = storage.data_source(base_data_config(study), "train")
-  return [int(src[i]["length"]) for i in range(len(src))]
+  return storage.example_lengths(storage.data_source(base_data_config(study), "train")).tolist()

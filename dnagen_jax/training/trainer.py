@@ -64,6 +64,19 @@ def _signal_catcher():
   return flag, restore
 
 
+def split_perplexity(scorer, data_config, split: str) -> dict:
+  """`scorer.perplexity` over a whole split, read in pieces (`storage.sequence_chunks`).
+
+  A split of fewer than 2^24 nucleotides (every gene set) is one piece: the
+  same sums as scoring the list at once.
+  """
+  ll, n = 0.0, 0
+  for chunk in storage.sequence_chunks(data_config, split):
+    lls, counts = scorer.score(chunk)
+    ll, n = ll + float(lls.sum()), n + int(counts.sum())
+  return scoring.perplexity_from_totals(ll, n)
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains `config` in `workdir` (resuming if possible) and returns results.json's dict."""
   if config.model.name == "ngram":
@@ -224,8 +237,7 @@ def _train(config, workdir: str, flag: dict) -> dict:
   # Test with the best parameters (by validation loss).
   ckpts.close()
   scorer = neural.NeuralScorer.load(workdir)
-  test_seqs = [r.sequence for r in storage.load_records(config.data, "test")]
-  test = scorer.perplexity(test_seqs)
+  test = split_perplexity(scorer, config.data, "test")
   val = scorer.perplexity(val_seqs)
   results = {
       "model": name, "params": n_params, "nucleotides_seen": log.nucleotides_seen,

@@ -56,12 +56,15 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.num_layers = 1          # stacked recurrent or transformer layers
   config.model.position_embedding = False  # add a learned position embedding (the study's LSTM had one)
   config.model.init = "pytorch"        # lstm/gru initialisation: 'pytorch' (nn.Embedding N(0,1), nn.LSTM/nn.Linear uniform biases) or 'flax' (Flax defaults, zero biases)
+  config.model.bias_pair = True        # lstm/gru: PyTorch's two biases b_ih, b_hh as two parameters (Adam moves their sum 2x as far as one bias; docs/training.md)
   config.model.max_len = 1024          # longest input in tokens (BOS + 1023 nucleotides, as in the study)
   config.model.num_heads = 3           # transformer: attention heads
   config.model.head_dim = 0            # transformer: width per head (0 = embed_dim // num_heads)
   config.model.mlp_dim = 256           # transformer: feed-forward width
   config.model.attention_block = 128   # transformer: query block size of the causal attention (0 = full T x T)
   config.model.cpu_kernel = True       # on CPU: the attention and the LSTM/GRU time loops in C++ kernels built on first use with g++ (False = XLA's forms)
+  config.model.recurrent_impl = "auto"  # lstm/gru time loop: 'auto' (CPU: layer by layer, C++ kernel; CUDA GPU: cuDNN for float32 LSTMs; else 'wavefront'), 'layers', 'wavefront' (all layers in one loop) or 'cudnn' (docs/accelerators.md)
+  config.model.attention_impl = "auto"  # transformer attention: 'auto' (CPU: query blocks, C++ kernel; GPU/TPU: jax.nn.dot_product_attention), 'blocks', 'xla' or 'cudnn' (docs/accelerators.md)
   config.model.remat = False           # recompute activations in the backward pass to save memory
   config.model.dtype = "float32"       # compute dtype: 'float32' or 'bfloat16' (params stay float32)
   config.model.ngram_order = 8         # ngram: order N
@@ -72,12 +75,13 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.train = ml_collections.ConfigDict()
   config.train.seed = 0                # parameter init and data order
+  config.train.fsdp = 1                # devices each parameter and its Adam state are split over (mesh axis 'fsdp'; must divide the device count; docs/accelerators.md)
   config.train.batch_size = 16         # global batch (genes), split over all devices
   config.train.num_epochs = 40         # stop after this many passes over train (the study: 40)
   config.train.max_steps = 400         # and after this many steps (0 = no step limit)
   config.train.learning_rate = 6e-3    # peak learning rate (Adam)
   config.train.schedule = "cosine"     # 'constant' or 'cosine' (decay to 10% over max_steps)
-  config.train.warmup_steps = 50       # linear warm-up steps
+  config.train.warmup_steps = 50       # linear warm-up steps from rate 0 (0 = none: the first step at the full rate)
   config.train.grad_clip = 1.0         # clip the global gradient norm (0 = off)
   config.train.weight_decay = 0.0      # AdamW decay (0 = plain Adam, as in the study)
   config.train.eval_every = 200        # steps between validation passes

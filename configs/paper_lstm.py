@@ -31,7 +31,7 @@ def get_config():
   config.train.batch_size = 64             # the study's batch size
   config.train.learning_rate = 1e-3        # the study's Adam learning rate
   config.train.schedule = "constant"       # the study used no decay
-  config.train.warmup_steps = 1            # no warm-up in the study
+  config.train.warmup_steps = 0            # no warm-up in the study (1 would spend the first step at rate 0)
   config.train.grad_clip = 0.0             # no clipping in the study
   config.train.num_epochs = 40             # the study's epoch limit
   config.train.max_steps = 0               # no step limit: epochs and early stopping decide

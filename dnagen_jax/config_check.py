@@ -53,6 +53,7 @@ def validate(config) -> None:
   if num_buckets < 0:
     raise UserError(f"config.data.num_buckets={num_buckets} must be >= 0 (0 = length_buckets as given)")
   _validate_infinigram_mixture(config)
+  _validate_accelerator_paths(config)
   kmer = config.data.get("kmer", 1)
   if kmer not in range(1, 7):
     raise UserError(f"config.data.kmer={kmer!r} must be 1 (nucleotides) or a k-mer length 2..6")
@@ -142,7 +143,8 @@ RESUME_FIELDS = {
     "model": ("name", "embed_dim", "hidden_dim", "num_layers", "position_embedding", "max_len",
               "num_heads", "head_dim", "mlp_dim", "init", "ngram_order", "ngram_smoothing",
               "ngram_k", "ngram_kn_lower_discounts", "infinigram_max_order", "infinigram_raw_from",
-              "infinigram_above", "mixture_workdirs", "mixture_feature", "mixture_buckets"),
+              "infinigram_above", "mixture_workdirs", "mixture_feature", "mixture_buckets",
+              "bias_pair"),
     "data": ("source", "files", "min_length", "max_length", "unknown_policy", "val_fraction",
              "test_fraction", "synthetic_order", "synthetic_alpha", "synthetic_seed",
              "synthetic_sizes", "train_nucleotides", "kmer",
@@ -158,6 +160,7 @@ LEGACY_DEFAULTS = {
     ("data", "num_buckets"): 0,
     ("data", "train_nucleotides"): 0,
     ("data", "kmer"): 1,
+    ("model", "bias_pair"): False,
     ("data", "window"): 0,
     ("data", "stride"): 0,
     ("data", "split_by"): "auto",
@@ -218,3 +221,23 @@ def read_workdir_config(workdir: str) -> dict:
     raise UserError(f"{workdir}: no trained model here (config.json missing); train one with --mode=train first")
   with open(path) as f:
     return complete_workdir_config(json.load(f))
+
+
+def _validate_accelerator_paths(config) -> None:
+  """model.recurrent_impl / attention_impl and train.fsdp (absent in older config files: defaults)."""
+  model = config.model
+  recurrent = model.get("recurrent_impl", "auto")
+  if recurrent not in ("auto", "layers", "wavefront", "cudnn"):
+    raise UserError(f"config.model.recurrent_impl={recurrent!r} must be one of auto, layers, wavefront, cudnn")
+  if recurrent == "cudnn" and (model.name != "lstm" or model.dtype != "float32"):
+    raise UserError(f"config.model.recurrent_impl='cudnn' runs float32 LSTMs only (jax.experimental.rnn), "
+                    f"not {model.name} in {model.dtype}; use 'auto' or 'wavefront'")
+  attention = model.get("attention_impl", "auto")
+  if attention not in ("auto", "blocks", "xla", "cudnn"):
+    raise UserError(f"config.model.attention_impl={attention!r} must be one of auto, blocks, xla, cudnn")
+  if attention == "cudnn" and model.dtype != "bfloat16":
+    raise UserError("config.model.attention_impl='cudnn' needs config.model.dtype='bfloat16' "
+                    "(cuDNN's fused attention takes 16-bit inputs only)")
+  fsdp = config.train.get("fsdp", 1)
+  if not isinstance(fsdp, int) or fsdp < 1:
+    raise UserError(f"config.train.fsdp={fsdp!r} must be a positive number of devices")

@@ -10,6 +10,7 @@ r"""dnagen_jax command line: one entry point for every mode.
   python -m dnagen_jax.main --mode=generate --workdir=/tmp/run --num_samples=100 --out=/tmp/samples.fa
   python -m dnagen_jax.main --mode=sample_report --workdir=/tmp/run --samples=/tmp/samples.fa
   python -m dnagen_jax.main --mode=study --config=configs/studies/synthetic.py --workdir=/tmp/study
+  python -m dnagen_jax.main --mode=variants --workdir=/tmp/run --variants=x.vcf.gz --reference=ref.fa.gz
 
 Any config field can be overridden: --config.model.num_layers=2.
 Bad input ends in one line on stderr and exit status 2, never a traceback.
@@ -28,7 +29,7 @@ FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py).", lock_config=True)
 flags.DEFINE_string("workdir", None, "Experiment directory: config, metrics, checkpoints, results.")
 flags.DEFINE_enum("mode", "train", ["train", "eval", "bench", "sweep", "mutate", "detect", "report",
-                                    "generate", "sample_report", "study"],
+                                    "generate", "sample_report", "study", "variants"],
                   "What to run.")
 flags.DEFINE_string("eval_file", None, "eval: CSV or FASTA file to score.")
 flags.DEFINE_integer("max_order", 12, "sweep: train N-gram orders 1..max_order.")
@@ -40,7 +41,8 @@ flags.DEFINE_string("split", "test", "mutate: split the genes are drawn from.")
 flags.DEFINE_bool("swaps", False, "mutate: also allow adjacent swaps.")
 flags.DEFINE_string("mutations", None, "detect: mutation-set CSV to score.")
 flags.DEFINE_list("workdirs", [], "report: trained workdirs to tabulate; sample_report: independent models that score the samples.")
-flags.DEFINE_integer("window", 20, "detect/report: W, nucleotides of context in the window rule.")
+flags.DEFINE_integer("window", 20, "detect/report: W, nucleotides of context in the window rule; "
+                     "variants: nucleotides per scored window (default 1024 there).")
 # Multi-process runs (every mode; see runtime/distributed.py and docs/cluster.md).
 flags.DEFINE_bool("distributed", False, "Start jax.distributed first (multi-host jobs); without the "
                   "flag it starts by itself inside srun/mpirun with several tasks or with "
@@ -61,14 +63,26 @@ flags.DEFINE_integer("top_k", None, "generate: sample among the k most likely ou
 flags.DEFINE_float("top_p", 1.0, "generate: nucleus sampling, the smallest set with this mass, in (0, 1].")
 flags.DEFINE_bool("greedy", False, "generate: always the most likely outcome.")
 flags.DEFINE_string("prompts", None, "generate: a prefix string, or a FASTA of prefixes (one sample set each).")
-flags.DEFINE_string("out", None, "generate: output FASTA; sample_report: output folder (default: beside --samples).")
+flags.DEFINE_string("out", None, "generate: output FASTA; sample_report: output folder (default: beside --samples); "
+                    "variants: output folder (default: WORKDIR/variants).")
 flags.DEFINE_string("samples", None, "sample_report: the FASTA written by --mode=generate.")
 flags.DEFINE_string("reference", "test", "sample_report: real genes to compare with: a split of the "
-                    "workdir's data (train/validation/test) or a CSV/FASTA file.")
+                    "workdir's data (train/validation/test) or a CSV/FASTA file; variants: the "
+                    "reference genome FASTA (plain, gzip or bgzip; required there).")
 # --mode=study (dnagen_jax/study): one point only, or print every point's command.
 flags.DEFINE_string("point", None, "study: train only this point (names: --dry_run).")
 flags.DEFINE_bool("dry_run", False, "study: print each point's command (one per cluster job) and stop.")
 flags.DEFINE_bool("calibrate", True, "study --dry_run: time a few training steps to estimate the study's time.")
+# --mode=variants (dnagen_jax/variants, docs/variants.md); also --window, --reference, --out, --workdirs.
+flags.DEFINE_string("variants", None, "variants: VCF (plain/bgzip) or TSV/CSV with chrom, pos, ref, alt.")
+flags.DEFINE_enum("strands", "both", ["forward", "reverse", "both"], "variants: strands scored (both = mean).")
+flags.DEFINE_bool("skip_mismatches", False, "variants: skip and count variants whose REF differs from "
+                  "the reference (or not A/C/G/T) instead of stopping.")
+flags.DEFINE_string("label_column", None, "variants: column of damaging/benign labels (default: label, class, CLNSIG).")
+flags.DEFINE_list("damaging_labels", None, "variants: label values of the damaging class (default: pathogenic, 1, ...).")
+flags.DEFINE_list("benign_labels", None, "variants: label values of the benign class (default: benign, 0, ...).")
+flags.DEFINE_string("score_column", None, "variants: measured score, lower = more damaging, for Spearman.")
+flags.DEFINE_string("group_column", None, "variants: metrics per value of this column (default: consequence, group).")
 
 
 def run(argv):
@@ -124,6 +138,17 @@ def run(argv):
     extra = [a for a in sys.argv[1:] if a.startswith("--config.")]  # passed on to each point's command
     runner.run(config, workdir, point=FLAGS.point, dry_run=FLAGS.dry_run, study_path=study_path,
                extra_args=extra, calibrate=FLAGS.calibrate)
+  elif mode == "variants":
+    from dnagen_jax.variants import run as variants
+    from dnagen_jax.workdir import load_scorer
+    variants.run(FLAGS.workdirs or [workdir], FLAGS.variants,
+                 FLAGS.reference if FLAGS["reference"].present else None,
+                 FLAGS.out or os.path.join(workdir, "variants"), load_scorer,
+                 window=FLAGS.window if FLAGS["window"].present else 1024, strands=FLAGS.strands,
+                 skip_mismatches=FLAGS.skip_mismatches, label_column=FLAGS.label_column,
+                 score_column=FLAGS.score_column, group_column=FLAGS.group_column,
+                 damaging=FLAGS.damaging_labels or variants.labels_lib.DAMAGING,
+                 benign=FLAGS.benign_labels or variants.labels_lib.BENIGN)
 
 
 def _config_flag_error(argv: list[str], error: Exception) -> str:

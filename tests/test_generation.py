@@ -13,6 +13,7 @@ from dnagen_jax import scoring
 from dnagen_jax.data import tokens
 from dnagen_jax.data.synthetic import MarkovSource
 from dnagen_jax.errors import UserError
+from dnagen_jax.generation import generate as generate_mode
 from dnagen_jax.generation import report
 from dnagen_jax.generation import sampler as sampler_lib
 from dnagen_jax.generation import stats
@@ -53,29 +54,45 @@ def test_sampling_agrees_with_scoring(family):
   scorer = _scorer(family)
   sampler = generation.from_scorer(scorer, batch_size=3)
   prompt, length = "GATC", 24
+  paths = (False,) if family == "infinigram" else (True, False)  # the infinigram has one path
   runs = {cache: sampler.generate(prompt, 3, length, Controls(seed=4), cache=cache, record=True)
-          for cache in (True, False)}
+          for cache in paths}
   for cache, samples in runs.items():
     seqs = [prompt + s for s in samples.sequences()]
     assert all(len(s) == len(prompt) + length for s in seqs)
     for row, lp in enumerate(scorer.token_log_probs(seqs)):
       drawn = samples.log_probs[row, np.arange(length), samples.tokens[row]]
       np.testing.assert_allclose(drawn, lp[len(prompt):], atol=2e-5, err_msg=f"cache={cache}")
-  # The same keys and (to rounding) the same distributions: the same samples.
-  np.testing.assert_array_equal(runs[True].tokens, runs[False].tokens)
+  # The same keys and (to rounding) the same distributions: the same samples. (The infinigram has
+  # one path, its naive loop; test_capped_infinigram_samples_as_the_ngram_cache checks it.)
+  np.testing.assert_array_equal(runs[paths[0]].tokens, runs[False].tokens)
   # Every outcome, not only the drawn one: the scorer on prefix + o for each o.
-  prefixes = ["", "A", prompt + runs[True].sequences()[0][:7]]
-  for cache in (True, False):
+  prefixes = ["", "A", prompt + runs[False].sequences()[0][:7]]
+  for cache in paths:
     got = sampler.next_log_probs(prefixes, cache=cache)
     for i, p in enumerate(prefixes):
       want = [scorer.token_log_probs([p + o])[0][-1] for o in "ACGT"]
       np.testing.assert_allclose(got[i, tokens.encode("ACGT")], want, atol=2e-5)
   # At temperature 1 without filters, the draw is that distribution over A, C, G, T, renormalised.
-  logp = runs[True].log_probs[0]
+  logp = runs[paths[0]].log_probs[0]
   x = np.asarray(sampler_lib.sampling_log_probs(logp, sampler.allowed, Controls()))
   want = np.exp(logp[:, 3:7]) / np.exp(logp[:, 3:7]).sum(axis=1, keepdims=True)
   np.testing.assert_allclose(np.exp(x[:, 3:7]), want, atol=1e-5)
   assert np.all(np.exp(x[:, :3]) == 0) and np.all(np.exp(x[:, 7]) == 0)
+
+
+def test_capped_infinigram_samples_as_the_ngram_cache():
+  """An infinigram capped at 4 is the KN 4-gram (to 1e-12): its whole-prefix sampler draws the
+  N-gram's table-context (cached) samples, token for token, from the same seed."""
+  train = SOURCE.sample(200, 0)
+  capped = generation.from_scorer(
+      NGramScorer(InfiniGram.fit(train, cap=4, lower_discounts="0.6,1.1,1.7")), batch_size=3)
+  table = generation.from_scorer(
+      NGramScorer(NGramModel.fit(train, 4, "kneser_ney", lower_discounts="0.6,1.1,1.7")), batch_size=3)
+  ours = capped.generate("GATC", 3, 24, Controls(seed=4), record=True)
+  theirs = table.generate("GATC", 3, 24, Controls(seed=4), cache=True, record=True)
+  np.testing.assert_array_equal(ours.tokens, theirs.tokens)
+  np.testing.assert_allclose(ours.log_probs, theirs.log_probs, atol=1e-9)
 
 
 def test_transformer_greedy_kv_cache_equals_recomputation():
@@ -213,11 +230,12 @@ def test_generate_and_report_through_main(ngram_workdir, tmp_path):
   prompts = tmp_path / "prompts.fa"
   prompts.write_text(">first\nACGTAC\n>second\nggat\n")
   paths = [tmp_path / f"s{i}.fa" for i in range(3)]
-  for path, seed in zip(paths, (7, 7, 8)):
-    proc = run_main("--mode=generate", f"--workdir={ngram_workdir}", "--num_samples=5",
-                    "--max_length=40", "--top_p=0.95", f"--seed={seed}", f"--prompts={prompts}",
-                    f"--out={path}")
-    assert proc.returncode == 0, proc.stderr
+  proc = run_main("--mode=generate", f"--workdir={ngram_workdir}", "--num_samples=5",
+                  "--max_length=40", "--top_p=0.95", "--seed=7", f"--prompts={prompts}",
+                  f"--out={paths[0]}")
+  assert proc.returncode == 0, proc.stderr
+  for path, seed in zip(paths[1:], (7, 8)):  # in-process, as main calls it: the same bytes for seed 7
+    generate_mode.run(ngram_workdir, str(path), 5, 40, Controls(top_p=0.95, seed=seed), str(prompts))
   text = paths[0].read_bytes()
   assert text == paths[1].read_bytes() and text != paths[2].read_bytes()  # the seed decides, byte for byte
   lines = text.decode().splitlines()
@@ -246,17 +264,25 @@ def test_generate_and_report_through_main(ngram_workdir, tmp_path):
 ])
 def test_generate_bad_input(ngram_workdir, tmp_path, args, expected):
   out = tmp_path / "never.fa"
-  proc = run_main("--mode=generate", f"--workdir={ngram_workdir}", f"--out={out}", *args)
-  lines = proc.stderr.strip().splitlines()
-  assert proc.returncode == 2 and len(lines) == 1 and expected in lines[0], proc.stderr
+  if args[0].startswith("--prompts"):  # through the command line: exit 2, one line
+    proc = run_main("--mode=generate", f"--workdir={ngram_workdir}", f"--out={out}", *args)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and expected in lines[0], proc.stderr
+  else:  # main hands these flags to Controls unchanged: the same check in-process (no 3 s start-up)
+    flags = dict(a[2:].split("=") for a in args)
+    controls = Controls(temperature=float(flags.get("temperature", 1.0)), top_p=float(flags.get("top_p", 1.0)),
+                        top_k=int(flags["top_k"]) if "top_k" in flags else None)
+    with pytest.raises(UserError) as e:
+      generate_mode.run(ngram_workdir, str(out), 5, 40, controls)
+    assert expected in str(e.value) and "\n" not in str(e.value)
   assert not out.exists()
 
 
 def test_generate_needs_a_trained_model(tmp_path):
   out = tmp_path / "never.fa"
-  proc = run_main("--mode=generate", f"--workdir={tmp_path / 'empty'}", f"--out={out}")
-  lines = proc.stderr.strip().splitlines()
-  assert proc.returncode == 2 and len(lines) == 1 and "no trained model here" in lines[0]
+  with pytest.raises(UserError) as e:  # in-process; the command line's exit 2 is test_generate_bad_input's
+    generate_mode.run(str(tmp_path / "empty"), str(out), 5, 40, Controls())
+  assert "no trained model here" in str(e.value) and "\n" not in str(e.value)
   assert not out.exists()
 
 
@@ -274,9 +300,9 @@ def test_generate_refuses_models_that_cannot_sample(ngram_workdir, tmp_path, cha
   workdir.mkdir()
   (workdir / "config.json").write_text(json.dumps(config))
   out = tmp_path / "never.fa"
-  proc = run_main("--mode=generate", f"--workdir={workdir}", f"--out={out}")
-  lines = proc.stderr.strip().splitlines()
-  assert proc.returncode == 2 and len(lines) == 1 and expected in lines[0], proc.stderr
+  with pytest.raises(UserError) as e:  # in-process; the command line's exit 2 is tested above
+    generate_mode.run(str(workdir), str(out), 5, 40, Controls())
+  assert expected in str(e.value) and "\n" not in str(e.value)
   assert not out.exists()
 
 

@@ -180,7 +180,11 @@ def test_train_and_evaluate_and_load_scorer(tfds_dir, tmp_path):
   for key in ("val_perplexity", "test_perplexity", "fit_seconds", "build_seconds",
               "peak_rss_bytes", "test_mean_longest_match", "score_nucleotides_per_s"):
     assert key in saved, key
-  assert saved["model"] == "infinigram-kn-inf" and 1 < saved["test_perplexity"] < 4.5
+  assert saved["model"] == "infinigram-kn-inf"
+  # 64 train genes of the order-3 source: within 5% of its oracle (measured +2.8%); uniform ACGT is 4.0.
+  from dnagen_jax.data import storage  # pylint: disable=g-import-not-at-top
+  oracle = storage.oracle_perplexity(config.data, "test")
+  assert oracle < saved["test_perplexity"] < 1.05 * oracle
   scorer = load_scorer(workdir)
   from dnagen_jax.ngram import train as ngram_train  # pylint: disable=g-import-not-at-top
   test = ngram_train.load_splits(config)["test"]

@@ -15,6 +15,7 @@ from dnagen_jax.data import storage
 from dnagen_jax import scoring
 from dnagen_jax.data import synthetic
 from dnagen_jax.data.gene_dataset import gene_dataset_dataset_builder as gdb
+from dnagen_jax.errors import UserError
 from dnagen_jax.mutations import detect
 from dnagen_jax.mutations import generate
 from dnagen_jax.mutations import mutation_csv
@@ -142,6 +143,11 @@ def test_bad_input_is_one_line_exit_2(tmp_path, case):
   }[case]
   csv_path = tmp_path / "m.csv"
   csv_path.write_text(text)
+  if case != "invalid_character":  # main calls detect.run: the same check in-process (no 3 s start-up)
+    with pytest.raises(UserError) as e:
+      detect.run(str(tmp_path / "empty"), str(csv_path))
+    assert expect in str(e.value) and "\n" not in str(e.value)
+    return
   proc = _main("--mode=detect", f"--workdir={tmp_path / 'empty'}", f"--mutations={csv_path}")
   assert proc.returncode == 2, proc.stderr
   lines = proc.stderr.strip().splitlines()

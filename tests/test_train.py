@@ -62,8 +62,21 @@ def test_train_writes_results_and_resumes_to_the_same_parameters(tfds_dir, tmp_p
   for key in ("model", "params", "nucleotides_seen", "val_perplexity", "test_perplexity",
               "test_bits_per_nucleotide", "oracle_test_perplexity"):
     assert key in json.load(open(os.path.join(full, "results.json")))
-  assert results["test_perplexity"] > results["oracle_test_perplexity"] > 1
+  # Against independent computations: the scorer API over the test split (not the trainer's
+  # evaluation loop), and the true source's per-token probabilities.
+  from dnagen_jax.data import storage  # pylint: disable=g-import-not-at-top
+  from dnagen_jax.scoring import neural  # pylint: disable=g-import-not-at-top
+  test = [r.sequence for r in storage.load_records(config.data, "test")]
+  assert results["test_perplexity"] == pytest.approx(
+      neural.NeuralScorer.load(full).perplexity(test)["perplexity"], rel=1e-5)
+  oracle_lp = np.concatenate([storage.oracle_source(config.data).token_log_probs(s) for s in test])
+  assert results["oracle_test_perplexity"] == pytest.approx(np.exp(-oracle_lp.mean()), rel=1e-9)
   lines = [json.loads(l) for l in open(os.path.join(full, "metrics.jsonl"))]
+  # 6 warm-up steps of a 16-unit LSTM learn little, but they learn: validation falls at each
+  # evaluation (measured 8.01 -> 7.48), and test is near validation (the same source).
+  val = [l["perplexity"] for l in lines if l.get("split") == "validation"]
+  assert len(val) == 2 and val[1] < val[0] - 0.1
+  assert results["test_perplexity"] == pytest.approx(results["val_perplexity"], rel=0.03)
   assert {"loss", "perplexity", "bits_per_nucleotide", "nucleotides_seen",
           "nucleotides_per_s"} <= set(lines[-2] if lines[-2]["split"] == "train" else lines[-3])
 
@@ -168,12 +181,13 @@ def test_workdir_from_before_the_new_fields_resumes_and_scores(tfds_dir, tmp_pat
   config.train.halt_after_steps = 2
   workdir = str(tmp_path / "old")
   trainer.train_and_evaluate(config, workdir)
+  before = neural.NeuralScorer.load(workdir).perplexity(["ACGTTGCA" * 5])["perplexity"]
   path = os.path.join(workdir, "config.json")
   old = json.load(open(path))
   del old["model"]["init"], old["data"]["sort_noise"]
   json.dump(old, open(path, "w"))                           # as an older version wrote it
-  scorer = neural.NeuralScorer.load(workdir)
-  assert 1.0 < scorer.perplexity(["ACGTTGCA" * 5])["perplexity"] < 8.0
+  scorer = neural.NeuralScorer.load(workdir)                # the same model as before the edit
+  assert scorer.perplexity(["ACGTTGCA" * 5])["perplexity"] == pytest.approx(before, rel=1e-6)
   fresh = tiny_config(tfds_dir)                             # init='pytorch': another model
   with pytest.raises(UserError, match=r"model.init: 'flax' -> 'pytorch'"):
     trainer.train_and_evaluate(fresh, workdir)

@@ -92,6 +92,42 @@ def _summary(side: dict, batches_per_epoch: int) -> dict:
   return s
 
 
+def matched_points(ours: dict, theirs: dict) -> tuple[list[dict], list[dict]]:
+  """The two curves compared point by point: (at equal nucleotides, at equal time).
+
+  At equal nucleotides: each of `ours`' validation points against `theirs`'
+  curve read at the same count, linearly between their two points around it
+  (torch_loop validates one batch before and after each of ours on purpose:
+  `eval_at_nucleotides`), or their nearest point where none lies beyond;
+  `other_nucleotides` are the two counts read between. At equal time: each of
+  `theirs`' points against `ours`' last point at or before that wall time
+  (what our run had reached then). Rows also hold difference = ours - theirs.
+  """
+  by_nt, by_time = [], []
+  for p in ours["points"]:
+    n = p["nucleotides_seen"]
+    below = [q for q in theirs["points"] if q["nucleotides_seen"] <= n]
+    above = [q for q in theirs["points"] if q["nucleotides_seen"] >= n]
+    if not below and not above:
+      continue
+    lo, hi = (below or above)[-1 if below else 0], (above or below)[0 if above else -1]
+    span = hi["nucleotides_seen"] - lo["nucleotides_seen"]
+    w = (n - lo["nucleotides_seen"]) / span if span else 0.0
+    other = lo["perplexity"] + w * (hi["perplexity"] - lo["perplexity"])
+    by_nt.append({"nucleotides": n, "other_nucleotides": [lo["nucleotides_seen"], hi["nucleotides_seen"]],
+                  "perplexity": p["perplexity"], "other_perplexity": other,
+                  "difference": p["perplexity"] - other})
+  for q in theirs["points"]:
+    before = [p for p in ours["points"] if p["time_s"] <= q["time_s"]]
+    if before:
+      p = before[-1]
+      by_time.append({"time_s": q["time_s"], "time_s_ours": p["time_s"],
+                      "nucleotides": p["nucleotides_seen"], "other_nucleotides": q["nucleotides_seen"],
+                      "perplexity": p["perplexity"], "other_perplexity": q["perplexity"],
+                      "difference": p["perplexity"] - q["perplexity"]})
+  return by_nt, by_time
+
+
 def _plot(result: dict, path: str) -> None:
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
@@ -132,6 +168,17 @@ def _print_table(result: dict) -> None:
     if ratio and len(libs) == 2 and None not in vals:
       line += f"   {vals[0] / vals[1]:.2f}x"
     print(line, flush=True)
+  if "equal_nucleotides" in result:
+    print(f"validation perplexity at equal nucleotides ({libs[0]} - {libs[1]}):", flush=True)
+    for r in result["equal_nucleotides"]:
+      lo, hi = r["other_nucleotides"]
+      print(f"  {r['nucleotides'] / 1e6:7.3f}M nt (theirs read between {lo / 1e6:.3f}M and {hi / 1e6:.3f}M): "
+            f"{r['perplexity']:.4f} / {r['other_perplexity']:.4f}  ({r['difference']:+.4f})", flush=True)
+    print(f"validation perplexity at equal time ({libs[0]}'s last point before {libs[1]}'s):", flush=True)
+    for r in result["equal_time"]:
+      print(f"  {r['time_s'] / 60:6.1f} min: {r['perplexity']:.4f} ({r['nucleotides'] / 1e6:.3f}M nt) / "
+            f"{r['other_perplexity']:.4f} ({r['other_nucleotides'] / 1e6:.3f}M nt)  ({r['difference']:+.4f})",
+            flush=True)
   for lib in libs:
     outside = sides[lib].get("outside_step_s", {})
     print(f"{lib} time outside the compiled step: " +
@@ -203,7 +250,8 @@ def run(config, workdir: str, minutes: float = 0.0, epochs: int = 0, with_torch:
                 f"{p['time_s'] / 60:.1f} min", flush=True)
         t = torch_loop.train(config, train, val, minutes=minutes, epochs=epochs,
                              eval_every=config.train.eval_every, sort_noise=torch_sort_noise,
-                             on_point=on_point)
+                             on_point=on_point,
+                             eval_at_nucleotides=[p["nucleotides_seen"] for p in jax_side["points"]])
       model = t.pop("model")
       cut = config.data.length_buckets[-1]
       genes = [tokens.encode(s) for s in val + test]
@@ -215,6 +263,8 @@ def run(config, workdir: str, minutes: float = 0.0, epochs: int = 0, with_torch:
 
   result = {"title": title, "batches_per_epoch": bpe, "eval_every": config.train.eval_every,
             "config": config.to_dict(), "sides": sides}
+  if len(sides) == 2:
+    result["equal_nucleotides"], result["equal_time"] = matched_points(*sides.values())
   with open(os.path.join(workdir, "loop.json"), "w") as f:
     json.dump(result, f, indent=2, default=str)
   _plot(result, os.path.join(workdir, "loop.png"))

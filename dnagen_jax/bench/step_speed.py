@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 import time
 
@@ -98,19 +99,20 @@ class JaxBench:
   """The project's jitted train and eval steps on one batch shape."""
 
   def __init__(self, config, batch: dict):
-    self.mesh = mesh_utils.make_mesh()
+    self.mesh = mesh_utils.make_mesh(fsdp=config.train.get("fsdp", 1))
     model = models.create_model(config.model, config.train.seed)
     self.params = models.param_count(model)
     optimizer = nnx.Optimizer(model, steps.make_optimizer(config.train, 10**6), wrt=nnx.Param)
     graphdef, state = nnx.split((model, optimizer))
-    rep = mesh_utils.replicated(self.mesh)
-    self.state = jax.device_put(state, rep)
+    shardings = mesh_utils.state_shardings(state, self.mesh)  # replicated unless train.fsdp > 1
+    self.state = jax.device_put(state, shardings)
     self.batch = mesh_utils.put_batch(batch, self.mesh)
     model_def, params = nnx.split(model)
+    score_shardings = mesh_utils.state_shardings(params, self.mesh)
     # A copy: the train step donates (frees) the state's buffers.
-    self.score_params = jax.device_put(jax.tree.map(jnp.copy, params), rep)
-    train = steps.jit_train_step(graphdef, self.mesh)
-    score = steps.jit_eval_step(model_def, self.mesh)
+    self.score_params = jax.device_put(jax.tree.map(jnp.copy, params), score_shardings)
+    train = steps.jit_train_step(graphdef, self.mesh, shardings)
+    score = steps.jit_eval_step(model_def, self.mesh, score_shardings)
     t0 = time.perf_counter()
     self.train_fn = train.lower(self.state, self.batch).compile()
     self.compile_train_s = time.perf_counter() - t0
@@ -273,7 +275,10 @@ def _time_steps(config, batch: dict, steps: int, warmup: int, with_torch: bool,
           times[f"torch_{kind}"].append(t)
 
   result = {"jax_params": jb.params, "compile_train_s": jb.compile_train_s,
-            "compile_score_s": jb.compile_score_s, "step_times_s": times}
+            "compile_score_s": jb.compile_score_s, "step_times_s": times,
+            # Which library kernels the compiled step calls (cuDNN's RNN, fused attention...).
+            "custom_calls": sorted(set(re.findall(r'custom_call_target="([^"]+)"',
+                                                  jb.train_fn.as_text() or "")))}
   print(f"{'':22s}{'JAX nt/s':>12s}{'PyTorch nt/s':>14s}{'JAX/PyTorch':>13s}")
   for kind in ("train", "score"):
     jr = _median_rate(times[f"jax_{kind}"], tokens_per_step)
@@ -286,6 +291,8 @@ def _time_steps(config, batch: dict, steps: int, warmup: int, with_torch: bool,
     print(line, flush=True)
   if tb:
     result.update(torch_version=tb.torch.__version__, torch_params=tb.params)
+    if tb.torch.cuda.is_available():
+      result["torch_peak_device_bytes"] = tb.torch.cuda.max_memory_allocated()
 
   flops = forward_flops_per_token(m, seq_len)
   train_flops_s = 3 * flops * result["jax_train_nt_per_s"]

@@ -57,12 +57,17 @@ def score_batches(model, genes: list[np.ndarray], batch_size: int, cut: int) -> 
 
 
 def train(config, train_seqs: list[str], val_seqs: list[str], *, minutes: float, epochs: int,
-          eval_every: int, sort_noise: float = 50.0, on_point=None) -> dict:
+          eval_every: int, sort_noise: float = 50.0, on_point=None,
+          eval_at_nucleotides=()) -> dict:
   """Trains the twin of `config.model`; returns validation points and totals.
 
   Stops after `epochs` epochs or `minutes` of wall time, whichever comes first
   (0 = no limit). Points: {step, nucleotides_seen, time_s, perplexity}, each
   also handed to `on_point` as it is made (so that a long run keeps them).
+  eval_at_nucleotides: also validate on both sides of each of these running
+  counts of real nucleotides (the other library's validation points): before
+  the step that reaches it and after it, so that the curve can be read there
+  between two points one batch apart (`loop_speed.matched_points`).
   """
   cut = config.data.length_buckets[-1]
   batch_size = config.train.batch_size
@@ -73,7 +78,7 @@ def train(config, train_seqs: list[str], val_seqs: list[str], *, minutes: float,
   trainer = torch_twins.TorchTrainer(config, config.train.seed)
   tc = config.train
   total = batches_per_epoch * tc.num_epochs
-  warmup = max(1, min(tc.warmup_steps, total))
+  warmup = max(0, min(tc.warmup_steps, total))  # 0: none (steps.make_optimizer)
 
   def lr_factor(step: int) -> float:  # optax's warm-up (+ cosine to 10%) schedule
     if step < warmup:
@@ -89,6 +94,7 @@ def train(config, train_seqs: list[str], val_seqs: list[str], *, minutes: float,
   t0 = time.perf_counter()
   out_of_time = lambda: minutes and time.perf_counter() - t0 >= 60 * minutes
   last_step = batches_per_epoch * epochs if epochs else None
+  targets = sorted(eval_at_nucleotides)
 
   def validate():
     nonlocal val_s
@@ -106,12 +112,18 @@ def train(config, train_seqs: list[str], val_seqs: list[str], *, minutes: float,
     plan = order.reshape(-1, batch_size)[rng.permutation(batches_per_epoch)]
     for rows in plan:
       batch = _batch([train_genes[i] for i in rows], cut)
+      ahead = int(batch["mask"].sum())
+      if targets and seen < targets[0] <= seen + ahead and not (points and points[-1]["step"] == step):
+        validate()  # the point just before the count: the lower end of the bracket
       trainer.train_step(batch)
       schedule.step()
       step += 1
-      seen += int(batch["mask"].sum())
+      seen += ahead
       padded += batch["mask"].numel()
-      if step % eval_every == 0 or step == last_step or out_of_time():
+      reached = bool(targets) and seen >= targets[0]
+      while targets and seen >= targets[0]:
+        targets.pop(0)
+      if step % eval_every == 0 or step == last_step or out_of_time() or reached:
         validate()
       if out_of_time():
         break

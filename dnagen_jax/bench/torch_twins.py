@@ -121,6 +121,8 @@ class TorchTrainer:
     self.model = create_model(config.model, seed)
     self.clip = config.train.grad_clip
     self.opt = torch.optim.Adam(self.model.parameters(), lr=config.train.learning_rate)
+    # model.dtype bfloat16: PyTorch's mixed precision (autocast; float32 weights and Adam), on CUDA.
+    self.bf16 = config.model.get("dtype", "float32") == "bfloat16" and device().type == "cuda"
 
   @staticmethod
   def to_torch(batch: dict) -> dict:
@@ -131,7 +133,8 @@ class TorchTrainer:
 
   def train_step(self, batch: dict) -> float:
     self.opt.zero_grad(set_to_none=True)
-    nll = -token_log_probs(self.model, batch).sum()
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
+      nll = -token_log_probs(self.model, batch).float().sum()
     loss = nll / batch["mask"].sum().clamp(min=1.0)
     loss.backward()
     if self.clip:
@@ -140,7 +143,7 @@ class TorchTrainer:
     return loss.item()
 
   def score(self, batch: dict) -> torch.Tensor:
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
       return token_log_probs(self.model, batch)
 
 
@@ -161,6 +164,8 @@ def copy_recurrent_weights(torch_rnn: nn.Module, layers) -> None:
       getattr(torch_rnn, f"weight_hh_l{i}").copy_(torch.as_tensor(np.array(layer.w_hh[...]).T))
       getattr(torch_rnn, f"bias_ih_l{i}").copy_(torch.as_tensor(np.array(layer.b[...])))
       b_hh = torch.zeros_like(getattr(torch_rnn, f"bias_hh_l{i}"))
+      if hasattr(layer, "b_hh"):  # model.bias_pair: PyTorch's b_hh kept apart (GRU: its r, z part)
+        b_hh[:layer.b_hh.shape[0]] = torch.as_tensor(np.array(layer.b_hh[...]))
       if layer.kind == "gru":
         h = layer.hidden
         b_hh[2 * h:] = torch.as_tensor(np.array(layer.b_hn[...]))

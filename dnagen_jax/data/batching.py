@@ -105,7 +105,11 @@ class TrainBatches:
   `get_state()` is checkpointed.
   """
 
-  def __init__(self, data_config, batch_size: int, seed: int):
+  def __init__(self, data_config, batch_size: int, seed: int, rows: tuple[int, int] | None = None):
+    """rows (first, stop): build only these rows of each global batch (this process's share on
+    several hosts; `runtime.mesh_utils.process_rows`), with the global batch's length and, as
+    `nucleotides_total` / `tokens_total`, its counts. None: whole batches, as before."""
+    self.rows = rows
     self.src = storage.data_source(data_config, "train")
     self.kmer = int(data_config.get("kmer", 1))
     self.gene_lengths = storage.example_lengths(self.src)
@@ -157,21 +161,29 @@ class TrainBatches:
     epoch, i = divmod(step, self.batches_per_epoch)
     if self._plan[0] != epoch:  # a new epoch: one permutation for all its batches
       self._plan = (epoch, self._epoch_plan(epoch))
-    rows = self._plan[1][i]
+    genes = self._plan[1][i]
+    if self.rows is not None:  # the length and counts of the global batch, from the lengths alone
+      length = bucket_length(int(self.lengths[genes].max()), self.buckets)
+      totals = {"nucleotides_total": np.int64(np.minimum(self.gene_lengths[genes], length * self.kmer).sum()),
+                "tokens_total": np.int64(len(genes) * length)}
+      genes = genes[self.rows[0]:self.rows[1]]  # read and encode this process's rows only
     lower = None
     if self.shifted:
-      toks = [self.src.epoch_tokens(int(j), epoch, self.seed) for j in rows]
+      toks = [self.src.epoch_tokens(int(j), epoch, self.seed) for j in genes]
       seqs = [tokens.token_string(t) for t in toks]
       lower = [(t & tokens.LOWER) > 0 for t in toks]
     else:
-      seqs = [storage.as_str(self.src[int(j)]["sequence"]) for j in rows]
-    if self.reverse_complement:
-      flip = windows.flipped(self.seed, epoch, rows)
+      seqs = [storage.as_str(self.src[int(j)]["sequence"]) for j in genes]
+    if self.reverse_complement:  # per window index: the same draws for any share of the rows
+      flip = windows.flipped(self.seed, epoch, genes)
       seqs = [reverse_complement(s) if f else s for s, f in zip(seqs, flip)]
       if lower is not None:
         lower = [m[::-1] if f else m for m, f in zip(lower, flip)]
-    length = bucket_length(int(kmers.num_tokens(max(len(s) for s in seqs), self.kmer)), self.buckets)
+    if self.rows is None:
+      length = bucket_length(int(kmers.num_tokens(max(len(s) for s in seqs), self.kmer)), self.buckets)
     batch = make_batch(seqs, length, kmer=self.kmer)
+    if self.rows is not None:
+      batch.update(totals)
     if self.kmer > 1 or self.softmask_weight != 1.0:  # nucleotides per row (the trainer counts these, not tokens)
       batch["nucleotides"] = np.asarray([min(len(s), length * self.kmer) for s in seqs], np.int64)
     if self.softmask_weight != 1.0:  # soft-masked bases weigh softmask_weight in the loss

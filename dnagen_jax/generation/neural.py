@@ -56,6 +56,7 @@ class NeuralSampler(sampler_lib.Sampler):
     self.max_tokens = int(model_config.max_len) if limited else None
     self.batch_size = mesh_utils.round_to_devices(batch_size, self.mesh)
     self._rep = mesh_utils.replicated(self.mesh)
+    self.params = jax.device_put(self.params, self._rep)  # whole on every device (train.fsdp > 1 splits them)
     self._shard = mesh_utils.batch_sharded(self.mesh)
 
   # ---------------------------------------------------------------- the cached path

@@ -20,9 +20,23 @@ def create_model(model_config, seed: int, vocab_size: int = tokens.VOCAB_SIZE) -
   if model_config.name not in NEURAL:
     raise UserError(f"model.name={model_config.name!r} is not one of {', '.join(NEURAL)}, ngram")
   cls = NEURAL[model_config.name]
+  _note_cpu_kernel_dtype(model_config)
   # Eager init of a large model takes ~20 s on CPU; jitted it takes a fraction.
   return nnx.jit(lambda: cls(model_config, rngs=nnx.Rngs(seed), vocab_size=vocab_size))()
 
 
 def param_count(model: nnx.Module) -> int:
   return sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
+
+
+_NOTED = set()
+
+
+def _note_cpu_kernel_dtype(model_config) -> None:
+  """The documented fallback, said once per process: the C++ CPU kernels are float32 only."""
+  dtype = str(model_config.get("dtype", "float32"))
+  if (dtype != "float32" and model_config.get("cpu_kernel", False) and jax.default_backend() == "cpu"
+      and dtype not in _NOTED):
+    _NOTED.add(dtype)
+    print(f"note: config.model.cpu_kernel: the C++ CPU kernels are float32 only; this {dtype} "
+          f"model runs XLA's forms on the CPU", flush=True)

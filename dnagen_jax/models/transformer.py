@@ -23,8 +23,17 @@ from flax import nnx
 from jax import lax
 
 from dnagen_jax.data import tokens
+from dnagen_jax.errors import UserError
+from dnagen_jax.models import axes
 from dnagen_jax.models import cpu_attention
 from dnagen_jax.models.matmul import dense
+
+
+def _mm(spec: str, a: jax.Array, b: jax.Array) -> jax.Array:
+  """einsum(spec, a, b); 16-bit operands: 16-bit products, float32 accumulation and result."""
+  if a.dtype == b.dtype == jnp.float32:
+    return jnp.einsum(spec, a, b)
+  return jnp.einsum(spec, a, b, preferred_element_type=jnp.float32)
 
 
 def _tiles(t: int, block: int) -> list[tuple[int, int]]:
@@ -46,12 +55,12 @@ def _forward(q: jax.Array, k: jax.Array, v: jax.Array, block: int) -> tuple[jax.
   """
   outs, lses = [], []
   for s, e in _tiles(q.shape[-2], block):
-    scores = jnp.einsum("...qd,...kd->...qk", q[..., s:e, :], k[..., :e, :]).astype(jnp.float32)
+    scores = _mm("...qd,...kd->...qk", q[..., s:e, :], k[..., :e, :]).astype(jnp.float32)
     scores = jnp.where(_visible(s, e), scores, -jnp.inf)
     top = jnp.max(scores, axis=-1, keepdims=True)
     p = jnp.exp(scores - top)
     total = jnp.sum(p, axis=-1, keepdims=True)
-    outs.append(jnp.einsum("...qk,...kd->...qd", (p / total).astype(v.dtype), v[..., :e, :]))
+    outs.append(_mm("...qk,...kd->...qd", (p / total).astype(v.dtype), v[..., :e, :]).astype(v.dtype))
     lses.append((top + jnp.log(total))[..., 0])
   return jnp.concatenate(outs, axis=-2), jnp.concatenate(lses, axis=-1)
 
@@ -67,13 +76,13 @@ def _backward(q, k, v, o, lse, do, block):
   dq, dk, dv = [], [], []
   for s, e in _tiles(t, block):
     qs, ks, vs, dos = q[..., s:e, :], k[..., :e, :], v[..., :e, :], do[..., s:e, :]
-    scores = jnp.einsum("...qd,...kd->...qk", qs, ks).astype(jnp.float32)
+    scores = _mm("...qd,...kd->...qk", qs, ks).astype(jnp.float32)
     p = jnp.where(_visible(s, e), jnp.exp(scores - lse[..., s:e, None]), 0.0)
-    dv.append(jnp.einsum("...qk,...qd->...kd", p.astype(do.dtype), dos))
-    dp = jnp.einsum("...qd,...kd->...qk", dos, vs).astype(jnp.float32)
+    dv.append(_mm("...qk,...qd->...kd", p.astype(do.dtype), dos).astype(v.dtype))
+    dp = _mm("...qd,...kd->...qk", dos, vs).astype(jnp.float32)
     ds = (p * (dp - delta[..., s:e, :])).astype(q.dtype)
-    dq.append(jnp.einsum("...qk,...kd->...qd", ds, ks))
-    dk.append(jnp.einsum("...qk,...qd->...kd", ds, qs))
+    dq.append(_mm("...qk,...kd->...qd", ds, ks).astype(q.dtype))
+    dk.append(_mm("...qk,...qd->...kd", ds, qs).astype(k.dtype))
   # Block i's keys are 0 .. e_i - 1: pad each part with zeros to all t keys, then sum.
   pad = lambda x: jnp.pad(x, [(0, 0)] * (x.ndim - 2) + [(0, t - x.shape[-2]), (0, 0)])
   return jnp.concatenate(dq, axis=-2), sum(map(pad, dk)), sum(map(pad, dv))
@@ -144,20 +153,62 @@ def causal_attention(q: jax.Array, k: jax.Array, v: jax.Array, block: int = 0,
   return _causal_attention(q, k, v, block, cpu_kernel and cpu_attention.usable(q.dtype))
 
 
+def fused_attention(q: jax.Array, k: jax.Array, v: jax.Array, implementation: str | None) -> jax.Array:
+  """Causal attention through `jax.nn.dot_product_attention` (GPU and TPU).
+
+  q, k, v [batch, time, heads, head_dim] -> [batch, time, heads, head_dim].
+  implementation None lets JAX choose (cuDNN's fused flash attention on NVIDIA
+  GPUs where it applies, XLA otherwise), 'cudnn' insists, 'xla' is XLA's
+  form (any backend, the CPU included). cuDNN takes head widths that are
+  multiples of 8 only, so heads are zero-padded up to one (the study's 85 ->
+  88): zero columns add nothing to q . k, the padded output columns are
+  zeros and are cut, and the scale stays 1 / sqrt(true width).
+  """
+  width = q.shape[-1]
+  padded = -(-width // 8) * 8
+  if padded != width:
+    pad = lambda x: jnp.pad(x, [(0, 0)] * 3 + [(0, padded - width)])
+    q, k, v = pad(q), pad(k), pad(v)
+  y = jax.nn.dot_product_attention(q, k, v, scale=1.0 / np.sqrt(width), is_causal=True,
+                                   implementation=implementation)
+  return y[..., :width]
+
+
+def attention_path(impl: str) -> str:
+  """'blocks' (query blocks with a hand-written VJP: the CPU's, in the C++ kernel where it builds)
+  or 'xla' / 'cudnn' / 'fused' (`fused_attention`; 'fused' lets JAX choose) for model.attention_impl
+  `impl`; 'auto' decides by the backend at trace time: blocks on the CPU, fused elsewhere."""
+  if impl == "cudnn" and jax.default_backend() != "gpu":
+    raise UserError(f"config.model.attention_impl='cudnn' needs a GPU; this run's devices are "
+                    f"{jax.default_backend()}: use 'auto' or 'xla'")
+  if impl != "auto":
+    return impl
+  return "blocks" if jax.default_backend() == "cpu" else "fused"
+
+
 class CausalSelfAttention(nnx.Module):
   """[batch * time, d] -> [batch * time, d], each position sees itself and the past."""
 
   def __init__(self, d: int, heads: int, head_dim: int, *, rngs: nnx.Rngs, dtype, block: int = 0,
-               cpu_kernel: bool = False):
+               cpu_kernel: bool = False, impl: str = "auto"):
     self.heads, self.head_dim, self.dtype, self.block = heads, head_dim, dtype, block
     self.cpu_kernel = cpu_kernel
-    self.qkv = nnx.Linear(d, 3 * heads * head_dim, rngs=rngs, dtype=dtype)
-    self.out = nnx.Linear(heads * head_dim, d, rngs=rngs, dtype=dtype)
+    self.impl = impl  # model.attention_impl (see `attention_path`)
+    self.qkv = nnx.Linear(d, 3 * heads * head_dim, rngs=rngs, dtype=dtype,
+                          kernel_metadata=axes.meta("embed", "qkv"), bias_metadata=axes.meta("qkv"))
+    self.out = nnx.Linear(heads * head_dim, d, rngs=rngs, dtype=dtype,
+                          kernel_metadata=axes.meta("heads", "embed"), bias_metadata=axes.meta("embed"))
 
   def __call__(self, x: jax.Array, seq_len: int) -> jax.Array:
     b = x.shape[0] // seq_len
+    # bfloat16: q, k, v in bfloat16 (dense gives float32); scores, softmax and sums in float32.
+    qkv = dense(self.qkv, x).astype(self.dtype).reshape(b, seq_len, 3, self.heads, self.head_dim)
+    path = attention_path(self.impl)
+    if path != "blocks":  # [b, t, heads, head_dim] as they come: no transposes
+      y = fused_attention(qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2],
+                          None if path == "fused" else path)
+      return dense(self.out, y.reshape(b * seq_len, self.heads * self.head_dim))
     # One transpose of the small q/k/v to head-major [3, b, heads, t, head_dim].
-    qkv = dense(self.qkv, x).reshape(b, seq_len, 3, self.heads, self.head_dim)
     qkv = jnp.transpose(qkv, (2, 0, 3, 1, 4))
     y = causal_attention(qkv[0], qkv[1], qkv[2], self.block, self.cpu_kernel)
     return dense(self.out, jnp.transpose(y, (0, 2, 1, 3)).reshape(b * seq_len, self.heads * self.head_dim))
@@ -170,15 +221,15 @@ class CausalSelfAttention(nnx.Module):
     while generating, s = the prompt to prefill). -> (y [batch * s, d], cache).
     """
     b = x.shape[0] // seq_len
-    qkv = jnp.transpose(dense(self.qkv, x).reshape(b, seq_len, 3, self.heads, self.head_dim),
+    qkv = jnp.transpose(dense(self.qkv, x).astype(self.dtype).reshape(b, seq_len, 3, self.heads, self.head_dim),
                         (2, 0, 3, 1, 4))
     k = lax.dynamic_update_slice(cache[0], qkv[1].astype(cache[0].dtype), (0, 0, start, 0))
     v = lax.dynamic_update_slice(cache[1], qkv[2].astype(cache[1].dtype), (0, 0, start, 0))
     q = qkv[0] * (1.0 / np.sqrt(self.head_dim)).astype(qkv.dtype)  # as causal_attention scales
-    scores = jnp.einsum("bhqd,bhkd->bhqk", q, k).astype(jnp.float32)
+    scores = _mm("bhqd,bhkd->bhqk", q, k).astype(jnp.float32)
     visible = jnp.arange(k.shape[2])[None, :] <= start + jnp.arange(seq_len)[:, None]
     p = jax.nn.softmax(jnp.where(visible, scores, -jnp.inf), axis=-1)
-    y = jnp.einsum("bhqk,bhkd->bhqd", p.astype(v.dtype), v)
+    y = _mm("bhqk,bhkd->bhqd", p.astype(v.dtype), v).astype(v.dtype)
     y = jnp.transpose(y, (0, 2, 1, 3)).reshape(b * seq_len, self.heads * self.head_dim)
     return dense(self.out, y), (k, v)
 
@@ -188,12 +239,16 @@ class Block(nnx.Module):
 
   def __init__(self, cfg, head_dim: int, *, rngs: nnx.Rngs, dtype):
     d = cfg.embed_dim
-    self.ln1 = nnx.LayerNorm(d, rngs=rngs)
+    norm = dict(scale_metadata=axes.meta("embed"), bias_metadata=axes.meta("embed"))
+    self.ln1 = nnx.LayerNorm(d, rngs=rngs, **norm)
     self.attn = CausalSelfAttention(d, cfg.num_heads, head_dim, rngs=rngs, dtype=dtype,
-                                    block=cfg.attention_block, cpu_kernel=cfg.cpu_kernel)
-    self.ln2 = nnx.LayerNorm(d, rngs=rngs)
-    self.fc1 = nnx.Linear(d, cfg.mlp_dim, rngs=rngs, dtype=dtype)
-    self.fc2 = nnx.Linear(cfg.mlp_dim, d, rngs=rngs, dtype=dtype)
+                                    block=cfg.attention_block, cpu_kernel=cfg.cpu_kernel,
+                                    impl=cfg.get("attention_impl", "auto"))
+    self.ln2 = nnx.LayerNorm(d, rngs=rngs, **norm)
+    self.fc1 = nnx.Linear(d, cfg.mlp_dim, rngs=rngs, dtype=dtype,
+                          kernel_metadata=axes.meta("embed", "mlp"), bias_metadata=axes.meta("mlp"))
+    self.fc2 = nnx.Linear(cfg.mlp_dim, d, rngs=rngs, dtype=dtype,
+                          kernel_metadata=axes.meta("mlp", "embed"), bias_metadata=axes.meta("embed"))
 
   def __call__(self, x: jax.Array, seq_len: int) -> jax.Array:
     x = x + self.attn(self.ln1(x), seq_len)
@@ -216,13 +271,17 @@ class TransformerLM(nnx.Module):
   def __init__(self, cfg, *, rngs: nnx.Rngs, vocab_size: int = tokens.VOCAB_SIZE):
     dtype = jnp.dtype(cfg.dtype)
     head_dim = cfg.head_dim or cfg.embed_dim // cfg.num_heads
-    self.embed = nnx.Embed(vocab_size, cfg.embed_dim, rngs=rngs)  # 8 nucleotide tokens or 3 + 4^k k-mers
-    self.pos = nnx.Embed(cfg.max_len, cfg.embed_dim, rngs=rngs)
+    self.embed = nnx.Embed(vocab_size, cfg.embed_dim, rngs=rngs,  # 8 nucleotide tokens or 3 + 4^k k-mers
+                           embedding_metadata=axes.meta("vocab", "embed"))
+    self.pos = nnx.Embed(cfg.max_len, cfg.embed_dim, rngs=rngs,
+                         embedding_metadata=axes.meta("position", "embed"))
     self.remat = bool(cfg.remat)
     self.blocks = nnx.List([Block(cfg, head_dim, rngs=rngs, dtype=dtype)
                             for _ in range(cfg.num_layers)])
-    self.ln_f = nnx.LayerNorm(cfg.embed_dim, rngs=rngs)
-    self.head = nnx.Linear(cfg.embed_dim, vocab_size, rngs=rngs)
+    self.ln_f = nnx.LayerNorm(cfg.embed_dim, rngs=rngs, scale_metadata=axes.meta("embed"),
+                              bias_metadata=axes.meta("embed"))
+    self.head = nnx.Linear(cfg.embed_dim, vocab_size, rngs=rngs,
+                           kernel_metadata=axes.meta("embed", "vocab"), bias_metadata=axes.meta("vocab"))
 
   def __call__(self, inputs: jax.Array) -> jax.Array:
     b, t = inputs.shape

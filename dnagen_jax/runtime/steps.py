@@ -2,9 +2,10 @@
 
 Both steps are pure: (graphdef, state, batch) in, new state and metrics out.
 `jit_train_step` / `jit_eval_step` are the one place they are compiled, with
-explicit shardings over a 'data' mesh axis (parameters replicated, batches
-split along the batch dimension), which is the modern form of pmap data
-parallelism: XLA inserts the gradient all-reduce. Training, evaluation, the
+explicit shardings over the mesh (`mesh_utils`: batches split over 'data' and
+'fsdp', parameters and optimizer state replicated or split over 'fsdp'), the
+modern form of pmap data parallelism and of FSDP: XLA inserts the gradient
+all-reduce (or reduce-scatter) and the parameter gathers. Training, evaluation, the
 benchmark and the tests all call these two.
 """
 
@@ -37,6 +38,20 @@ def token_log_probs(model: nnx.Module, batch: dict) -> jax.Array:
   return lp * batch["mask"]
 
 
+def batch_loss(model: nnx.Module, batch: dict):
+  """The training loss: mean NLL (nats) over the batch's real nucleotides, a scalar.
+
+  The sum over every real target of the global batch divided by their count
+  (padding and padded rows weigh nothing), as PyTorch's
+  `cross_entropy(..., ignore_index=PAD)` with its default mean. Sharded over
+  devices, the sums are global: the same loss and gradients as on one device.
+  Returns (loss, (summed NLL, count)).
+  """
+  nll = -token_log_probs(model, batch).sum()
+  count = batch["mask"].sum()
+  return nll / jnp.maximum(count, 1.0), (nll, count)
+
+
 def train_step(graphdef, state, batch: dict):
   """One optimizer step on one global batch.
 
@@ -50,12 +65,7 @@ def train_step(graphdef, state, batch: dict):
   """
   model, optimizer = nnx.merge(graphdef, state)
 
-  def loss_fn(model):
-    nll = -token_log_probs(model, batch).sum()
-    count = batch["mask"].sum()
-    return nll / jnp.maximum(count, 1.0), (nll, count)
-
-  grads, (nll, count) = nnx.grad(loss_fn, has_aux=True)(model)
+  grads, (nll, count) = nnx.grad(batch_loss, has_aux=True)(model, batch)
   optimizer.update(model, grads)
   metrics = {"nll": nll, "count": count, "grad_norm": optax.tree.norm(grads)}
   return nnx.state((model, optimizer)), metrics
@@ -67,18 +77,34 @@ def eval_step(graphdef, params, batch: dict) -> jax.Array:
   return token_log_probs(model, batch)
 
 
-def jit_train_step(graphdef, mesh):
-  """train_step jitted on `mesh`: (state, batch) -> (state, metrics); the state is donated."""
-  rep, shard = mesh_utils.replicated(mesh), mesh_utils.batch_sharded(mesh)
-  return jax.jit(lambda s, b: train_step(graphdef, s, b), donate_argnums=0,
-                 in_shardings=(rep, shard), out_shardings=rep)
+def _traced_on(mesh, fn):
+  """fn traced inside `mesh_utils.tracing_context(mesh)` (the models read its abstract mesh)."""
+  def traced(*args):
+    with mesh_utils.tracing_context(mesh):
+      return fn(*args)
+  return traced
 
 
-def jit_eval_step(graphdef, mesh):
-  """eval_step jitted on `mesh`: (params, batch) -> log-probabilities [B, T], replicated."""
+def jit_train_step(graphdef, mesh, shardings=None):
+  """train_step jitted on `mesh`: (state, batch) -> (state, metrics); the state is donated.
+
+  shardings: the state's (`mesh_utils.state_shardings`); None = replicated.
+  """
   rep, shard = mesh_utils.replicated(mesh), mesh_utils.batch_sharded(mesh)
-  return jax.jit(lambda p, b: eval_step(graphdef, p, b), in_shardings=(rep, shard),
-                 out_shardings=rep)
+  state = rep if shardings is None else shardings
+  return jax.jit(_traced_on(mesh, lambda s, b: train_step(graphdef, s, b)), donate_argnums=0,
+                 in_shardings=(state, shard), out_shardings=(state, rep))
+
+
+def jit_eval_step(graphdef, mesh, shardings=None):
+  """eval_step jitted on `mesh`: (params, batch) -> log-probabilities [B, T], replicated.
+
+  shardings: the parameters' (`mesh_utils.state_shardings`); None = replicated.
+  """
+  rep, shard = mesh_utils.replicated(mesh), mesh_utils.batch_sharded(mesh)
+  params = rep if shardings is None else shardings
+  return jax.jit(_traced_on(mesh, lambda p, b: eval_step(graphdef, p, b)),
+                 in_shardings=(params, shard), out_shardings=rep)
 
 
 class ByShape:
@@ -91,12 +117,14 @@ class ByShape:
   compile it then.
   """
 
-  def __init__(self, jitted, arg, mesh):
-    """jitted: from jit_train_step / jit_eval_step; arg: its first argument (or a like pytree)."""
+  def __init__(self, jitted, arg, mesh, shardings=None):
+    """jitted: from jit_train_step / jit_eval_step; arg: its first argument (or a like pytree);
+    shardings: arg's, as given to the jit (None = replicated)."""
     self.jitted, self.mesh = jitted, mesh
-    rep = mesh_utils.replicated(mesh)
-    self._arg = jax.tree.map(lambda x: jax.ShapeDtypeStruct(
-        x.shape, x.dtype, sharding=rep, weak_type=getattr(x, "weak_type", False)), arg)
+    if shardings is None:
+      shardings = jax.tree.map(lambda _: mesh_utils.replicated(mesh), arg)
+    self._arg = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(
+        x.shape, x.dtype, sharding=s, weak_type=getattr(x, "weak_type", False)), arg, shardings)
     self._compiled = {}
 
   def _batch_spec(self, batch_size: int, length: int) -> dict:
@@ -126,10 +154,16 @@ class ByShape:
 def make_optimizer(train_config, total_steps: int) -> optax.GradientTransformation:
   """Adam(W) with linear warm-up, optional cosine decay, and gradient clipping."""
   lr = train_config.learning_rate
-  warmup = max(1, min(train_config.warmup_steps, total_steps))
-  if train_config.schedule == "cosine":
+  # warmup_steps=0: no warm-up, the first step at the full rate (as torch.optim.Adam
+  # alone). A warm-up of w steps starts at rate 0: w=1 wastes the first step.
+  warmup = max(0, min(train_config.warmup_steps, total_steps))
+  if train_config.schedule == "cosine" and not warmup:
+    schedule = optax.cosine_decay_schedule(lr, max(total_steps, 1), alpha=0.1)
+  elif train_config.schedule == "cosine":
     schedule = optax.warmup_cosine_decay_schedule(
         0.0, lr, warmup, max(total_steps, warmup + 1), end_value=0.1 * lr)
+  elif not warmup:
+    schedule = optax.constant_schedule(lr)
   else:
     schedule = optax.join_schedules(
         [optax.linear_schedule(0.0, lr, warmup), optax.constant_schedule(lr)], [warmup])

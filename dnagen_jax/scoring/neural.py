@@ -49,13 +49,14 @@ class NeuralScorer(scoring.Scorer):
     self.name = config.model.name
     self.kmer = int(config.data.get("kmer", 1))  # k-mer tokens: per-token ln p land on their last nucleotide
     self.params = params
-    self._eval = steps.ByShape(steps.jit_eval_step(graphdef, mesh), params, mesh)
+    shardings = mesh_utils.state_shardings(params, mesh)  # as training holds them (train.fsdp)
+    self._eval = steps.ByShape(steps.jit_eval_step(graphdef, mesh, shardings), params, mesh, shardings)
 
   @classmethod
   def load(cls, workdir: str) -> "NeuralScorer":
     """The best checkpoint of `workdir` (or its latest, if no validation ran)."""
     config = ml_collections.ConfigDict(config_check.read_workdir_config(workdir))
-    mesh = mesh_utils.make_mesh()
+    mesh = mesh_utils.make_mesh(fsdp=config.train.get("fsdp", 1))
     model = models.create_model(config.model, config.train.seed,
                                 kmers.vocab_size(config.data.get("kmer", 1)))
     optimizer = nnx.Optimizer(model, steps.make_optimizer(config.train, 1), wrt=nnx.Param)
@@ -63,7 +64,7 @@ class NeuralScorer(scoring.Scorer):
     best = ckpts.latest_step(best=True) is not None
     if ckpts.latest_step(best=best) is None:
       raise UserError(f"{workdir}: no checkpoint yet; train with --mode=train first")
-    ckpts.restore_into(model, optimizer, mesh_utils.replicated(mesh), best=best)
+    ckpts.restore_into(model, optimizer, lambda s: mesh_utils.state_shardings(s, mesh), best=best)
     ckpts.close()
     graphdef, params = nnx.split(model)
     return cls(config, graphdef, params, mesh)

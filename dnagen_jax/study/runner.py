@@ -25,6 +25,7 @@ import time
 
 from dnagen_jax import config_check
 from dnagen_jax.errors import UserError
+from dnagen_jax.runtime import workdir_lock
 from dnagen_jax.study import spec
 from dnagen_jax.study import tensorboard
 
@@ -105,17 +106,30 @@ def _train_ngram_orders(point, workdir: str) -> dict:
     if best is None or results["val_bits_per_nucleotide"] < best[1]:
       best = (n, results["val_bits_per_nucleotide"], sub, results)
   # The point dir becomes the chosen order's workdir (its files copied; results.json last: done).
-  files = sorted(f for f in os.listdir(best[2]) if os.path.isfile(os.path.join(best[2], f)))
+  files = sorted(f for f in os.listdir(best[2]) if os.path.isfile(os.path.join(best[2], f))
+                 and not f.startswith(workdir_lock.LOCK_NAME))  # the point holds its own lock
   for name in sorted(files, key=lambda f: f == "results.json"):
     shutil.copy2(os.path.join(best[2], name), os.path.join(workdir, name))
   return best[3]
 
 
 def train_point(point, workdir: str) -> None:
-  """Trains one point in its own workdir (resuming), mirroring its metrics to TensorBoard."""
+  """Trains one point in its own workdir (resuming), mirroring its metrics to TensorBoard.
+
+  The point's workdir lock (runtime/workdir_lock.py) is held throughout, so two
+  tasks never train one point: the second raises `workdir_lock.Locked`.
+  """
+  os.makedirs(workdir, exist_ok=True)
+  with workdir_lock.hold(workdir):
+    if os.path.exists(os.path.join(workdir, "results.json")):  # finished while this task waited
+      print(f"{os.path.basename(workdir)}: done already (results.json present)", flush=True)
+      return
+    _train_point(point, workdir)
+
+
+def _train_point(point, workdir: str) -> None:
   from dnagen_jax.data import storage  # pylint: disable=g-import-not-at-top
   from dnagen_jax.training import trainer  # pylint: disable=g-import-not-at-top
-  os.makedirs(workdir, exist_ok=True)
   t0 = time.time()
   with tensorboard.Mirror(workdir):
     if point.orders:
@@ -216,7 +230,10 @@ def run(study, workdir: str, point: str | None = None, dry_run: bool = False,
       left = f", about {_hms((time.time() - t_start) / i * (len(todo) - i))} left"
     print(f"[study {done + i + 1}/{len(pts)}] {p.name}: training ({done + i} done, "
           f"{len(todo) - i} left{left})", flush=True)
-    train_point(p, point_dir(workdir, p.name))
+    try:
+      train_point(p, point_dir(workdir, p.name))
+    except workdir_lock.Locked as e:  # another task trains it: go on with the others
+      print(f"{p.name}: skipped, {e}", flush=True)
   missing = [p.name for p in pts if not is_done(workdir, p.name)]
   if missing:  # tables over the finished points, marked partial
     print(f"study {study.name}: {len(missing)} points not finished (e.g. {missing[0]}); "

@@ -47,6 +47,8 @@ class Logger:
     self._steady_time, self._steady_nt = 0.0, 0
     self.timings = {"compile": 0.0, "host": 0.0, "validation": 0.0, "checkpoint": 0.0}
     self._reset(start_step)
+    if self.writer:
+      _drop_partial_line(self.path)
 
   def _reset(self, step: int) -> None:
     self._nll = 0.0
@@ -123,10 +125,36 @@ class Logger:
     return self._steady_nt / self._steady_time if self._steady_time else 0.0
 
   def _write(self, record: dict) -> None:
+    """Appends one line, or nothing: a write that fails (a full disk) is cut back off."""
     if not self.writer:
       return
-    with open(self.path, "a") as f:
-      f.write(json.dumps(record) + "\n")
+    data = (json.dumps(record) + "\n").encode()
+    with open(self.path, "ab", buffering=0) as f:  # unbuffered: nothing left to flush at close
+      start = f.tell()
+      try:
+        done = 0
+        while done < len(data):
+          done += f.write(data[done:])
+      except OSError:
+        f.truncate(start)
+        raise
+
+
+def _drop_partial_line(path: str) -> None:
+  """Cuts off an unfinished last line (a run killed while writing it), so every line parses."""
+  try:
+    with open(path, "rb+") as f:
+      size = f.seek(0, os.SEEK_END)
+      if size == 0:
+        return
+      f.seek(max(0, size - 65536))
+      tail = f.read()
+      if tail.endswith(b"\n"):
+        return
+      cut = tail.rfind(b"\n")
+      f.truncate(size - len(tail) + cut + 1 if cut >= 0 else max(0, size - len(tail)))
+  except FileNotFoundError:
+    pass
 
 
 def print_results(results: dict) -> None:

@@ -25,6 +25,8 @@ from flax import nnx
 
 from dnagen_jax.runtime import checkpoints
 from dnagen_jax.runtime import distributed
+from dnagen_jax.runtime import workdir_lock
+from dnagen_jax.runtime import write_errors
 from dnagen_jax import config_check
 from dnagen_jax.scoring import neural
 from dnagen_jax.data import storage
@@ -78,7 +80,23 @@ def split_perplexity(scorer, data_config, split: str) -> dict:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Trains `config` in `workdir` (resuming if possible) and returns results.json's dict."""
+  """Trains `config` in `workdir` (resuming if possible) and returns results.json's dict.
+
+  The run holds the workdir's lock throughout (runtime/workdir_lock.py: a second
+  run on it stops in one line). A file that cannot be written (no space, no
+  permission) stops it in one line naming the last complete checkpoint.
+  """
+  with workdir_lock.hold(workdir), write_errors.quiet_orbax():
+    try:
+      return _train_family(config, workdir)
+    except Exception as e:  # pylint: disable=broad-except
+      line = write_errors.describe(e)
+      if line is None:
+        raise
+      raise UserError(f"{line}; {write_errors.last_checkpoint(workdir)}") from None
+
+
+def _train_family(config, workdir: str) -> dict:
   if config.model.name == "ngram":
     from dnagen_jax.ngram import train as ngram_train  # pylint: disable=g-import-not-at-top
     return ngram_train.train_and_evaluate(config, workdir)
@@ -111,11 +129,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 def _train(config, workdir: str, flag: dict) -> dict:
   tc = config.train
   writer = distributed.is_writer()
-  mesh = mesh_utils.make_mesh()
+  mesh = mesh_utils.make_mesh(fsdp=tc.get("fsdp", 1))
   if tc.batch_size % mesh.size:
     raise UserError(f"train.batch_size={tc.batch_size} must be a multiple of the {mesh.size} devices")
 
-  data = batching.TrainBatches(config.data, tc.batch_size, tc.seed)
+  # Each process reads and builds only its own rows of every global batch.
+  data = batching.TrainBatches(config.data, tc.batch_size, tc.seed,
+                               rows=mesh_utils.process_rows(tc.batch_size))
   total_steps = tc.num_epochs * data.batches_per_epoch
   if tc.max_steps:
     total_steps = min(total_steps, tc.max_steps)
@@ -124,18 +144,19 @@ def _train(config, workdir: str, flag: dict) -> dict:
   model = models.create_model(config.model, tc.seed, kmers.vocab_size(config.data.get("kmer", 1)))
   n_params = models.param_count(model)
   optimizer = nnx.Optimizer(model, steps.make_optimizer(tc, total_steps), wrt=nnx.Param)
-  ckpts = checkpoints.Checkpoints(workdir, keep=tc.keep_checkpoints)
+  ckpts = checkpoints.Checkpoints(workdir, keep=tc.keep_checkpoints, cleanup=True)
 
   meta = {"step": 0, "data": None, "best_val_loss": math.inf, "bad_evals": 0,
           "nucleotides_seen": 0, "seed": tc.seed, "elapsed_s": 0.0}
   if ckpts.latest_step() is not None:
-    meta = ckpts.restore_into(model, optimizer, mesh_utils.replicated(mesh))
+    meta = ckpts.restore_into(model, optimizer, lambda s: mesh_utils.state_shardings(s, mesh))
     print(f"resuming from step {meta['step']} in {workdir}", flush=True)
 
   model_def = nnx.graphdef(model)
   graphdef, state = nnx.split((model, optimizer))
-  state = jax.device_put(state, mesh_utils.replicated(mesh))
-  train_step = steps.ByShape(steps.jit_train_step(graphdef, mesh), state, mesh)
+  shardings = mesh_utils.state_shardings(state, mesh)  # replicated unless train.fsdp > 1
+  state = jax.device_put(state, shardings)
+  train_step = steps.ByShape(steps.jit_train_step(graphdef, mesh, shardings), state, mesh, shardings)
   # One scorer for every validation: its compiled eval programs are reused.
   val_scorer = neural.NeuralScorer(config, model_def, nnx.state(model), mesh)
   it = data.iterator()
@@ -162,6 +183,7 @@ def _train(config, workdir: str, flag: dict) -> dict:
   def save(step, best=False):
     """Checks the loss since the last check is finite, then saves (async)."""
     with log.timed("checkpoint"):
+      workdir_lock.check(workdir)  # another run took the workdir over: save nothing
       log.check_finite(step)
       model_, opt_ = nnx.merge(graphdef, state)
       ckpts.save(step, checkpoints.state_tree(model_, opt_), current_meta(step), best=best)
@@ -193,15 +215,17 @@ def _train(config, workdir: str, flag: dict) -> dict:
         raise Interrupted(f"{who}interrupted by signal {signum} at step {step}; checkpoint "
                           f"saved in {workdir}; run the same command to resume", int(signum))
       with log.timed("host"):
-        batch = next(it)
-        nucleotides = batch.pop("nucleotides", batch["mask"])  # k-mer batches count nucleotides, not tokens
-        device_batch = mesh_utils.put_batch(batch, mesh)
-      if not train_step.has(batch["inputs"].shape):  # a length the first epoch did not use
+        batch = next(it)  # this process's rows; the global batch's counts (k-mers count nucleotides)
+        nucleotides, batch_tokens = int(batch.pop("nucleotides_total")), int(batch.pop("tokens_total"))
+        batch.pop("nucleotides", None)
+        device_batch = mesh_utils.put_local_batch(batch, mesh, tc.batch_size)
+      shape = device_batch["inputs"].shape  # the global batch's
+      if not train_step.has(shape):  # a length the first epoch did not use
         with log.timed("compile"):
-          train_step.precompile([batch["inputs"].shape], threads=1)
+          train_step.precompile([shape], threads=1)
       state, metrics = train_step(state, device_batch)
       step += 1
-      log.train_step(step, metrics, int(nucleotides.sum()), batch["mask"].size)
+      log.train_step(step, metrics, nucleotides, batch_tokens)
       if step % tc.log_every == 0 or step == total_steps:
         log.flush_train(step)
       if step % tc.eval_every == 0 or step == total_steps:

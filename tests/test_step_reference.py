@@ -1,0 +1,108 @@
+"""The training loop against a plain-JAX reference loop: same model, batches and optimizer.
+
+`trainer.train_and_evaluate` (bucketed batches split over 8 devices, the
+custom-VJP time loops in the CPU kernel, `steps.train_step`,
+`steps.make_optimizer`) against a loop written plainly here: the same
+initial parameters, a forward pass with `recurrent.lstm_cell` in a
+`lax.scan`, `jax.grad` of the masked mean cross-entropy, each batch padded
+to another length (a multiple of 32, one device), and an optax chain of
+clipping and Adam built from optax's own pieces. Their logged training
+losses must agree step for step over 300 steps.
+"""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from dnagen_jax import models
+from dnagen_jax.data import batching
+from dnagen_jax.models import recurrent
+from dnagen_jax.training import trainer
+from tests import helpers
+
+STEPS, LOG_EVERY = 300, 25
+
+
+def _config(tfds_dir):
+  config = helpers.tiny_config(tfds_dir, "lstm")
+  config.data.synthetic_sizes = (160, 16, 16)
+  config.data.length_buckets = (64, 96, 128)       # the loop pads to these; the reference to multiples of 32
+  config.model.hidden_dim = 32                     # a multiple of 16: the CPU kernel runs it
+  config.model.num_layers = 2
+  config.train.batch_size = 16                     # 2 rows per device on 8 devices
+  config.train.max_steps = STEPS
+  config.train.num_epochs = 1000
+  config.train.learning_rate = 1e-2
+  config.train.warmup_steps = 20
+  config.train.grad_clip = 0.5                     # active early on: the clipping is compared too
+  config.train.eval_every = STEPS
+  config.train.checkpoint_every = STEPS
+  config.train.log_every = LOG_EVERY
+  config.train.patience = 0
+  return config
+
+
+def _reference_losses(config) -> list[float]:
+  """The plain loop: mean training loss over each LOG_EVERY steps."""
+  tc = config.train
+  model = models.create_model(config.model, tc.seed)    # the trainer's initial parameters
+  p = jax.tree.map(np.asarray, nnx.to_pure_dict(nnx.state(model, nnx.Param)))
+
+  def forward(p, inputs):
+    x = p["embed"]["embedding"][inputs.T]                                # [T, B, E]
+    for i in range(config.model.num_layers):
+      layer = p["layers"][i]
+      gx = x @ layer["w_ih"] + layer["b"] + layer.get("b_hh", 0.0)       # [T, B, 4H]
+      zero = jnp.zeros((inputs.shape[0], config.model.hidden_dim))
+      _, x = jax.lax.scan(lambda c, g, w=layer["w_hh"]: recurrent.lstm_cell(c, g, w), (zero, zero), gx)
+    return (x @ p["head"]["kernel"] + p["head"]["bias"]).swapaxes(0, 1)    # [B, T, V]
+
+  def loss(p, batch):
+    ce = optax.softmax_cross_entropy_with_integer_labels(forward(p, batch["inputs"]), batch["targets"])
+    return (ce * batch["mask"]).sum() / batch["mask"].sum()
+
+  schedule = optax.join_schedules([optax.linear_schedule(0.0, tc.learning_rate, tc.warmup_steps),
+                                   optax.cosine_decay_schedule(tc.learning_rate, STEPS - tc.warmup_steps,
+                                                               alpha=0.1)], [tc.warmup_steps])
+  opt = optax.chain(optax.clip_by_global_norm(tc.grad_clip), optax.adam(schedule))
+  opt_state = opt.init(p)
+
+  @jax.jit
+  def step(p, opt_state, batch):
+    value, grads = jax.value_and_grad(loss)(p, batch)
+    updates, opt_state = opt.update(grads, opt_state, p)
+    return optax.apply_updates(p, updates), opt_state, value * batch["mask"].sum()
+
+  data = batching.TrainBatches(config.data, tc.batch_size, tc.seed)
+  losses, nll, count = [], 0.0, 0.0
+  for s in range(STEPS):
+    batch = data._batch(s)  # pylint: disable=protected-access
+    length = 32 * -(-int(batch["mask"].sum(axis=1).max()) // 32)
+    batch = {k: v[:, :length] if v.shape[1] >= length else np.pad(v, ((0, 0), (0, length - v.shape[1])))
+             for k, v in batch.items()}
+    p, opt_state, batch_nll = step(p, opt_state, batch)
+    nll, count = nll + float(batch_nll), count + float(batch["mask"].sum())
+    if (s + 1) % LOG_EVERY == 0:
+      losses.append(nll / count)
+      nll, count = 0.0, 0.0
+  return losses
+
+
+@pytest.mark.slow  # 40 CPU-seconds; the default suite guards the step itself (test_torch_full_model.py)
+def test_loop_matches_plain_jax_reference(tfds_dir, tmp_path):
+  config = _config(tfds_dir)
+  assert jax.device_count() == 8
+  trainer.train_and_evaluate(config, str(tmp_path))
+  with open(tmp_path / "metrics.jsonl") as f:
+    logged = [r["loss"] for r in map(json.loads, f) if r["split"] == "train"]
+  reference = _reference_losses(config)
+  assert len(logged) == len(reference) == STEPS // LOG_EVERY
+  assert reference[-1] < reference[0] - 0.1          # it learned: the comparison means something
+  # Measured: 3e-7 apart after 300 steps (float32 sums in other orders).
+  np.testing.assert_allclose(logged, reference, rtol=1e-5)

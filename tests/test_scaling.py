@@ -29,6 +29,7 @@ def _model_config(name, **kw):
 
 @pytest.mark.parametrize("name, kw, vocab", [
     ("lstm", {}, 8), ("gru", {"num_layers": 2, "position_embedding": True}, 8),
+    ("gru", {"bias_pair": False}, 8),
     ("lstm", {"init": "flax"}, 67), ("transformer", {"head_dim": 5, "num_layers": 2}, 8)])
 def test_parameter_counts_match_the_models(name, kw, vocab):
   import jax
@@ -65,10 +66,11 @@ def _xla_flops(config, batch: int, t: int) -> float:
 
 
 def _recurrent_check(monkeypatch, name, batch, t, kw, tolerance):
-  # XLA counts a while loop's body once, so the time loop is unrolled (recurrent.UNROLL = t);
+  # XLA counts a while loop's body once, so the time loop is unrolled (recurrent's unroll = t);
   # unrolled, it skips the products with the zero initial state (4 B G H^2 a layer).
   from dnagen_jax.models import recurrent
   monkeypatch.setattr(recurrent, "UNROLL", t)
+  monkeypatch.setattr(recurrent, "UNROLL_BY_BACKEND", {"cpu": t, "gpu": t, "tpu": t})
   config = _model_config(name, **kw)
   m = config.model
   ours = flops.step_flops(m, 8, batch, t) - 4 * batch * flops.GATES[name] * m.hidden_dim ** 2 * m.num_layers
@@ -296,7 +298,7 @@ def test_report_of_an_isoflop_study_recovers_the_law_its_points_follow(tfds_dir,
   for section in ("## Sizes and compute", "## L(N, D) =", "## IsoFLOP minima", "## Compute-optimal size",
                   "## Best test loss of each family at each budget"):
     assert section in text
-  assert "| lstm | 1 | 16 | 1.9" in text and "yes |" in text  # E and its interval holding the 'oracle'
+  assert "| lstm | 1 | 16 | 1.9000 |" in text and "| 1.9 | +0.00% |" in text  # E against the 'oracle'
   assert os.path.getsize(os.path.join(workdir, "scaling.png")) > 0
   assert "L(D) = E + B" not in text  # IsoFLOP points share one D: no learning curve
 

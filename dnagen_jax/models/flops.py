@@ -46,7 +46,8 @@ def params(model_config, vocab_size: int) -> tuple[int, int]:
   if m.name in GATES:
     g, h, n = GATES[m.name], m.hidden_dim, m.num_layers
     embed = v * e + (m.max_len * e if m.position_embedding else 0)
-    layers = sum((i_dim + h) * g * h + g * h + (h if m.name == "gru" else 0)
+    pair = (g if m.name == "lstm" else 2) * h if m.get("bias_pair", False) else 0  # PyTorch's b_hh apart
+    layers = sum((i_dim + h) * g * h + g * h + (h if m.name == "gru" else 0) + pair
                  for i_dim in [e] + [h] * (n - 1))
     rest = layers + h * v + v
   elif m.name == "transformer":

@@ -78,6 +78,7 @@ flags.DEFINE_string("reference", "test", "sample_report: real genes to compare w
 # --mode=study (dnagen_jax/study): one point only, or print every point's command.
 flags.DEFINE_string("point", None, "study: train only this point (names: --dry_run).")
 flags.DEFINE_bool("dry_run", False, "study: print each point's command (one per cluster job) and stop.")
+flags.DEFINE_bool("calibrate", True, "study --dry_run: time a few training steps to estimate the study's time.")
 # --mode=variants (dnagen_jax/variants, docs/variants.md); also --window, --reference, --out, --workdirs.
 flags.DEFINE_string("variants", None, "variants: VCF (plain/bgzip) or TSV/CSV with chrom, pos, ref, alt.")
 flags.DEFINE_enum("strands", "both", ["forward", "reverse", "both"], "variants: strands scored (both = mean).")
@@ -143,7 +144,7 @@ def run(argv):
     study_path = config_flags.get_config_filename(FLAGS["config"])
     extra = [a for a in sys.argv[1:] if a.startswith("--config.")]  # passed on to each point's command
     runner.run(config, workdir, point=FLAGS.point, dry_run=FLAGS.dry_run, study_path=study_path,
-               extra_args=extra)
+               extra_args=extra, calibrate=FLAGS.calibrate)
   elif mode == "variants":
     from dnagen_jax.variants import run as variants
     from dnagen_jax.workdir import load_scorer

@@ -152,7 +152,7 @@ def test_cli_bad_study_is_one_line_exit_2(tmp_path):
   r = run_main("--mode=study", f"--config={path}", f"--workdir={tmp_path / 'w'}", "--dry_run")
   assert r.returncode == 2, r.stderr
   assert r.stderr.strip().splitlines() == ["error: study family 'f': unknown field 'colour' "
-                                           "(fields: config, overrides, kmers, seeds, budget, ngram_orders)"]
+                                           "(fields: config, overrides, kmers, seeds, budget, ngram_orders, sizes)"]
   assert not os.path.exists(tmp_path / "w")
   assert os.path.exists(os.path.join(ROOT, "configs", "studies", "synthetic.py"))
 

@@ -16,10 +16,12 @@ import os
 import numpy as np
 
 from dnagen_jax.study import fit as fit_lib
+from dnagen_jax.study import scaling_report
 
 COLUMNS = ("point", "family", "kmer", "size", "seed", "model", "order", "train_nucleotides",
            "train_genes", "params", "steps", "nucleotides_seen", "train_flops", "wall_s",
-           "val_bits_per_nt", "test_bits_per_nt", "oracle_test_bits_per_nt")
+           "val_bits_per_nt", "test_bits_per_nt", "oracle_test_bits_per_nt",
+           "size_name", "budget_flops", "params_nonembed", "flops_per_nt")
 
 
 def _read(path: str) -> dict:
@@ -42,32 +44,51 @@ def point_row(point, workdir: str) -> dict:
       "order": cfg["model"]["ngram_order"] if not neural else None,
       "train_nucleotides": sp["train_nucleotides"], "train_genes": sp["train_genes"],
       "params": r["params"], "steps": r.get("steps"), "nucleotides_seen": r["nucleotides_seen"],
-      # ~6 FLOPs per parameter per training token (forward + backward matmuls); N-grams: none
-      "train_flops": 6.0 * r["params"] * tokens_seen if neural else None,
+      # models.flops: training FLOPs per nucleotide (over the whole train split) x nucleotides seen
+      "train_flops": point.flops_per_nt * r["nucleotides_seen"] if neural and point.flops_per_nt else (
+          6.0 * r["params"] * tokens_seen if neural else None),
       "wall_s": sp["wall_s"], "val_bits_per_nt": r["val_bits_per_nucleotide"],
       "test_bits_per_nt": r["test_bits_per_nucleotide"],
       "oracle_test_bits_per_nt": math.log2(oracle) if oracle else None,
+      "size_name": point.size_name, "budget_flops": point.budget_flops or None,
+      "params_nonembed": point.params[1] if neural and point.params[1] else None,
+      "flops_per_nt": point.flops_per_nt if neural else None,
   }
 
 
 def fits(study, rows: list[dict]) -> list[dict]:
   """One fit per (family, kmer) of test bits/nt against training nucleotides."""
   out = []
-  for family in study.families:
-    for k in sorted({r["kmer"] for r in rows if r["family"] == family}):
-      sel = [r for r in rows if r["family"] == family and r["kmer"] == k]
-      d = [r["train_nucleotides"] for r in sel]
-      loss = [r["test_bits_per_nt"] for r in sel]
-      entry = {"family": family, "kmer": k, "oracle_test_bits_per_nt": sel[0]["oracle_test_bits_per_nt"]}
-      if len(set(d)) < 3 or not all(math.isfinite(x) for x in loss):
-        entry["error"] = "needs at least three sizes with finite losses"
-      else:
-        entry.update(fit_lib.fit_with_intervals(
-            d, loss, bootstrap=int(study.get("bootstrap", 200)), seed=int(study.get("fit_seed", 0)),
-            targets=tuple(study.get("target_losses", ()))))
-        entry["note"] = fit_note(entry, d, loss)
-      out.append(entry)
+  if study.get("budgets", ()):  # IsoFLOP points share one D (the whole split): no L(D)
+    return out
+  groups = [(family, k, label) for family in study.families
+            for k in sorted({r["kmer"] for r in rows if r["family"] == family})
+            for label in sorted({r["size_name"] for r in rows if r["family"] == family},
+                                key=lambda x, f=family: _size_order(rows, f, x))]
+  for family, k, label in groups:
+    sel = [r for r in rows if r["family"] == family and r["kmer"] == k and r["size_name"] == label]
+    if not sel:
+      continue
+    d = [r["train_nucleotides"] for r in sel]
+    loss = [r["test_bits_per_nt"] for r in sel]
+    entry = {"family": family, "kmer": k, "oracle_test_bits_per_nt": sel[0]["oracle_test_bits_per_nt"]}
+    if label:  # a ladder: one L(D) per size
+      entry["size_name"] = label
+    if len(set(d)) < 3 or not all(math.isfinite(x) for x in loss):
+      entry["error"] = "needs at least three sizes with finite losses"
+    else:
+      entry.update(fit_lib.fit_with_intervals(
+          d, loss, bootstrap=int(study.get("bootstrap", 200)), seed=int(study.get("fit_seed", 0)),
+          targets=tuple(study.get("target_losses", ()))))
+      entry["note"] = fit_note(entry, d, loss)
+    out.append(entry)
   return out
+
+
+def _size_order(rows, family, label):
+  """Ladder entries by parameters (N-grams: by order), then label."""
+  sel = [r for r in rows if r["family"] == family and r["size_name"] == label]
+  return (sel[0]["params"] or 0, sel[0]["order"] or 0, label) if sel else (0, 0, label)
 
 
 def fit_note(f: dict, d, loss) -> str:
@@ -96,6 +117,10 @@ def _nt(x) -> str:
   return f"{x:.3g}"
 
 
+def _name(f: dict) -> str:
+  return f"{f['family']} {f['size_name']}" if f.get("size_name") else f["family"]
+
+
 def markdown(study, rows: list[dict], fit_list: list[dict]) -> str:
   """study.md: the points, the fits and the data each family needs to reach each target loss."""
   lines = [f"# Study {study.name}", "",
@@ -108,16 +133,18 @@ def markdown(study, rows: list[dict], fit_list: list[dict]) -> str:
     lines.append(f"| {r['point']} | {r['train_nucleotides']:,} | {r['train_genes']:,} | "
                  f"{r['params']:,} | {_g(r['steps'])} | {_g(r['val_bits_per_nt'])} | "
                  f"{_g(r['test_bits_per_nt'])} | {r['wall_s']:.1f} |")
+  if study.get("budgets", ()):  # IsoFLOP: one D per point, no learning curve (scaling_report)
+    return "\n".join(lines) + "\n"
   lines += ["", "## Fits: L(D) = E + B (D/D0)^-beta (95% bootstrap intervals)", "",
             "| family | k | E | E 95% CI | beta | beta 95% CI | B at D0 | D0 | oracle | E vs oracle | note |",
             "|---|---|---|---|---|---|---|---|---|---|---|"]
   for f in fit_list:
     if "error" in f:
-      lines.append(f"| {f['family']} | {f['kmer']} | {f['error']} | | | | | | | | |")
+      lines.append(f"| {_name(f)} | {f['kmer']} | {f['error']} | | | | | | | | |")
       continue
     oracle = f["oracle_test_bits_per_nt"]
     vs = f"{100 * (f['E'] / oracle - 1):+.2f}%" if oracle else "-"
-    lines.append(f"| {f['family']} | {f['kmer']} | {f['E']:.4f} | [{f['ci']['E'][0]:.4f}, "
+    lines.append(f"| {_name(f)} | {f['kmer']} | {f['E']:.4f} | [{f['ci']['E'][0]:.4f}, "
                  f"{f['ci']['E'][1]:.4f}] | {f['beta']:.3f} | [{f['ci']['beta'][0]:.3f}, "
                  f"{f['ci']['beta'][1]:.3f}] | {f['B']:.4f} | {f['D0']:.3g} | {_g(oracle)} | {vs} | {f.get('note', '')} |")
   targets = tuple(study.get("target_losses", ()))
@@ -129,7 +156,7 @@ def markdown(study, rows: list[dict], fit_list: list[dict]) -> str:
       if "error" in f:
         continue
       cells = [f"{_nt(x['D'])} [{_nt(x['ci'][0])}, {_nt(x['ci'][1])}]" for x in f["data_needed"]]
-      lines.append(f"| {f['family']} | {f['kmer']} | " + " | ".join(cells) + " |")
+      lines.append(f"| {_name(f)} | {f['kmer']} | " + " | ".join(cells) + " |")
   return "\n".join(lines) + "\n"
 
 
@@ -152,7 +179,8 @@ def plot(study, rows: list[dict], fit_list: list[dict], path: str) -> None:
       mean = np.array([np.mean(v) for v in by_d])
       err = np.array([[m - min(v) for m, v in zip(mean, by_d)], [max(v) - m for m, v in zip(mean, by_d)]])
       ax.errorbar(ds, mean, yerr=err, fmt="o", ms=4, color=colours[family], label=family, capsize=2)
-      f = next((x for x in fit_list if x["family"] == family and x["kmer"] == k and "E" in x), None)
+      f = next((x for x in fit_list if x["family"] == family and x["kmer"] == k and "E" in x
+                and not x.get("size_name")), None)
       if f:
         grid = np.geomspace(min(ds), max(ds), 100)
         ax.plot(grid, fit_lib.law(grid, f["E"], f["B"], f["beta"], f["D0"]), "-", color=colours[family],
@@ -206,12 +234,19 @@ def write_all(study, workdir: str, points: list, missing=()) -> dict:
   _atomic_write(os.path.join(workdir, "study.json"), json.dumps(rows, indent=1))
   fit_list = fits(study, rows)
   _atomic_write(os.path.join(workdir, "fits.json"), json.dumps(fit_list, indent=1))
-  plot(study, rows, fit_list, os.path.join(workdir, "study.png"))
+  if not study.get("budgets", ()):
+    plot(study, rows, fit_list, os.path.join(workdir, "study.png"))
   text = markdown(study, rows, fit_list)
+  scaling = None
+  if scaling_report.is_scaling(study):  # ladders / IsoFLOP budgets: L(N, D), minima, frontier
+    scaling = scaling_report.scaling_fits(study, rows)
+    _atomic_write(os.path.join(workdir, "scaling_fits.json"), json.dumps(scaling, indent=1))
+    scaling_report.plot(study, rows, scaling, os.path.join(workdir, "scaling.png"))
+    text += scaling_report.markdown(study, rows, scaling)
   if missing:
     text = (f"**Partial: {len(missing)} of {len(missing) + len(rows)} points not finished** "
             f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}).\n\n" + text)
   _atomic_write(os.path.join(workdir, "study.md"), text)
   print(text + f"-> {os.path.join(workdir, 'study.md')}, study.csv, study.json, fits.json, study.png",
         flush=True)
-  return {"rows": rows, "fits": fit_list, "markdown": text}
+  return {"rows": rows, "fits": fit_list, "markdown": text, "scaling": scaling}

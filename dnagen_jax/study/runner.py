@@ -10,7 +10,8 @@ WORKDIR holds:
                     results.json), plus study_point.json (training nucleotides, wall time)
                     and tb/ (TensorBoard events, written while it trains);
   study.csv/.json   one row per point; fits.json, study.png, study.md (report.py).
-A point is done when its results.json exists: a finished point is never trained again.
+A point is done when its results.json and study_point.json exist: a finished point is
+never trained again.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ def point_dir(workdir: str, name: str) -> str:
 
 
 def is_done(workdir: str, name: str) -> bool:
-  return os.path.exists(os.path.join(point_dir(workdir, name), "results.json"))
+  """results.json and study_point.json (written last: a point stopped between them is resumed)."""
+  return all(os.path.exists(os.path.join(point_dir(workdir, name), f))
+             for f in ("results.json", "study_point.json"))
 
 
 def _resume_view(config: dict) -> dict:
@@ -162,16 +165,44 @@ def point_command(study_path: str, workdir: str, name: str, extra=()) -> str:
   return " ".join(shlex.quote(a) for a in args)
 
 
+def _dry_run(study, workdir, pts, lengths, skipped, study_path, extra_args, calibrate) -> None:
+  """Prints every point's command (with its size and FLOPs), the study's FLOPs and estimated time.
+
+  Only the points' lines start with '# ' (launch/slurm/study_array.sbatch counts and parses them).
+  """
+  from dnagen_jax.study import calibrate as calibrate_lib  # pylint: disable=g-import-not-at-top
+  cost = calibrate_lib.estimate(pts, lengths) if calibrate else {}
+  for p in pts:
+    state = "done" if is_done(workdir, p.name) else "to train"
+    about = ""
+    if p.flops_per_nt:
+      about = f"; {p.params[0]:,} parameters ({p.params[1]:,} without embeddings), {p.flops_per_nt:.3g} FLOPs/nt"
+      if p.name in cost:
+        about += f", {cost[p.name][0]:.3g} FLOPs, about {_hms(cost[p.name][1])}"
+    print(f"# {p.name} ({state}{about})\n{point_command(study_path, workdir, p.name, extra_args)}")
+  for name, why in skipped:
+    print(f"skipped: {name}, {why}")
+  if cost:
+    todo = [v for name, v in cost.items() if not is_done(workdir, name)]
+    print(f"study {study.name}: {len(pts)} points, {sum(v[0] for v in cost.values()):.3g} training "
+          f"FLOPs in its neural points; about {_hms(sum(v[1] for v in todo))} of training left on "
+          "this machine (calibrated above; compilation, validation and N-grams not included)")
+
+
 def run(study, workdir: str, point: str | None = None, dry_run: bool = False,
-        study_path: str = "STUDY.py", extra_args=()) -> dict | None:
-  """Trains the study's points that are not done, then writes and prints its tables."""
+        study_path: str = "STUDY.py", extra_args=(), calibrate: bool = True) -> dict | None:
+  """Trains the study's points that are not done, then writes and prints its tables.
+
+  calibrate: with dry_run, time a few steps of each family's smallest and largest model.
+  """
   from dnagen_jax.study import report  # pylint: disable=g-import-not-at-top
-  pts = spec.points(study)
+  spec.validate_study(study)
+  lengths = spec.train_lengths_of(study)
+  skipped = []
+  pts = spec.points(study, lengths, skipped=skipped)
   check_workdir(study, workdir, pts)
   if dry_run:
-    for p in pts:
-      state = "done" if is_done(workdir, p.name) else "to train"
-      print(f"# {p.name} ({state})\n{point_command(study_path, workdir, p.name, extra_args)}")
+    _dry_run(study, workdir, pts, lengths, skipped, study_path, extra_args, calibrate)
     return None
   if point is not None:
     chosen = [p for p in pts if p.name == point]
@@ -188,8 +219,12 @@ def run(study, workdir: str, point: str | None = None, dry_run: bool = False,
   todo = [p for p in pts if not is_done(workdir, p.name)]
   done = len(pts) - len(todo)
   print(f"study {study.name}: {len(pts)} points, {done} done, {len(todo)} to train", flush=True)
+  for name, why in skipped:
+    print(f"study {study.name}: {name} skipped, {why}", flush=True)
   t_start = time.time()
   for i, p in enumerate(todo):
+    if is_done(workdir, p.name):  # finished meanwhile by a --point job beside this one
+      continue
     left = ""
     if i:
       left = f", about {_hms((time.time() - t_start) / i * (len(todo) - i))} left"

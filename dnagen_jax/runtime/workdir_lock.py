@@ -265,6 +265,7 @@ def hold(workdir: str):
       _held[key][1] -= 1
     return
   lock, error = None, None
+  created = not os.path.exists(workdir)
   if _process()[0] == 0:
     os.makedirs(workdir, exist_ok=True)
     try:
@@ -291,3 +292,6 @@ def hold(workdir: str):
       signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if lock is not None:
       lock.release()
+      if created:  # a run refused before writing anything leaves no empty workdir behind
+        with contextlib.suppress(OSError):
+          os.rmdir(workdir)

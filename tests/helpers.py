@@ -68,3 +68,17 @@ def overrides(config) -> list[str]:
           value = "(" + ",".join(map(str, value)) + ",)"
         out.append(f"--config.{block}.{key}={value}")
   return out
+
+
+def logits_and_grads(model, batch: int, length: int, vocab: int = 8):
+  """A model's logits [batch, length, vocab] and the gradients of a random weighting of its
+  log-softmax, under jit: the common check of two implementations of one model."""
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+  inputs = jax.random.randint(jax.random.PRNGKey(1), (batch, length), 3, vocab)
+  weights = jax.random.normal(jax.random.PRNGKey(3), (batch, length, vocab))
+
+  def loss(m):
+    logits = m(inputs)
+    return (jax.nn.log_softmax(logits) * weights).sum(), logits
+  grads, logits = nnx.jit(nnx.grad(loss, has_aux=True))(model)
+  return logits, grads

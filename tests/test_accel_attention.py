@@ -8,6 +8,7 @@ import pytest
 from flax import nnx
 
 from dnagen_jax.models import transformer
+from tests import helpers
 
 B, T = 2, 24
 
@@ -22,14 +23,7 @@ def _config(impl, cpu_kernel=False, dtype="float32"):
 
 def _logits_and_grads(impl, **kw):
   model = transformer.TransformerLM(_config(impl, **kw), rngs=nnx.Rngs(0))
-  inputs = jax.random.randint(jax.random.PRNGKey(1), (B, T), 3, 8)
-  weights = jax.random.normal(jax.random.PRNGKey(3), (B, T, 8))
-
-  def loss(m):
-    logits = m(inputs)
-    return (jax.nn.log_softmax(logits) * weights).sum(), logits
-  grads, logits = nnx.jit(nnx.grad(loss, has_aux=True))(model)
-  return logits, grads
+  return helpers.logits_and_grads(model, B, T)
 
 
 def test_dot_product_attention_equals_the_block_attention():

@@ -12,6 +12,7 @@ import pytest
 from flax import nnx
 
 from dnagen_jax.models import recurrent
+from tests import helpers
 
 T, B, H = 9, 3, 6
 
@@ -29,13 +30,7 @@ def _logits_and_grads(kind, impl, **kw):
   for layer in model.layers:
     if kind == "gru":
       layer.b_hn[...] = jax.random.normal(jax.random.PRNGKey(2), layer.b_hn.shape) * 0.3
-  inputs = jax.random.randint(jax.random.PRNGKey(1), (B, T), 3, 8)
-  weights = jax.random.normal(jax.random.PRNGKey(3), (B, T, 8))
-  def loss(m):
-    logits = m(inputs)
-    return (jax.nn.log_softmax(logits) * weights).sum(), logits
-  grads, logits = nnx.jit(nnx.grad(loss, has_aux=True))(model)
-  return logits, grads
+  return helpers.logits_and_grads(model, B, T)
 
 
 @pytest.mark.parametrize("kind,layers", [

@@ -40,17 +40,21 @@ class Checkpoints:
 
   def __init__(self, workdir: str, keep: int, cleanup: bool = False):
     """cleanup: remove the folders of saves cut short (only the run that holds the workdir)."""
-    # Old steps are removed here (`_prune`), not by Orbax: Orbax removes them even after a save
-    # that failed on its background thread, which could leave no complete checkpoint.
+    # One process: old steps are removed here (`_prune`), not by Orbax: Orbax removes them even
+    # after a save that failed on its background thread, which could leave no complete checkpoint.
+    # Several processes: Orbax's max_to_keep, whose collective delete every process reaches in the
+    # same order (a pruning of our own raced there: processes saw different finished folders).
     self.keep = {"recent": keep, "best": 1}
+    self._own_pruning = jax.process_count() == 1
     self._pending = {}  # kind -> the step of the save in flight
-    options = ocp.CheckpointManagerOptions(max_to_keep=None, enable_async_checkpointing=True,
+    options = ocp.CheckpointManagerOptions(max_to_keep=None if self._own_pruning else keep,
+                                           enable_async_checkpointing=True,
                                            create=True, cleanup_tmp_directories=cleanup)
     self.recent = ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")),
                                         options=options)
     # Its own barrier names: on several processes the two managers may save one step at once.
     best_options = ocp.CheckpointManagerOptions(
-        max_to_keep=None, enable_async_checkpointing=True, create=True,
+        max_to_keep=None if self._own_pruning else 1, enable_async_checkpointing=True, create=True,
         cleanup_tmp_directories=cleanup,
         multiprocessing_options=ocp.options.MultiprocessingOptions(barrier_sync_key_prefix="best"))
     self.best = ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "best")),
@@ -66,7 +70,8 @@ class Checkpoints:
         manager.save(step, args=args)  # waits for the previous save first
       self._check_written(manager, kind)
       self._pending[kind] = step
-      _prune(manager, self.keep[kind], below=step)
+      if self._own_pruning:
+        _prune(manager, self.keep[kind], below=step)
 
   def latest_step(self, best: bool = False) -> int | None:
     return (self.best if best else self.recent).latest_step()
@@ -117,7 +122,8 @@ class Checkpoints:
       with _writing(manager, None):
         manager.wait_until_finished()
       self._check_written(manager, kind)
-      _prune(manager, self.keep[kind])
+      if self._own_pruning:
+        _prune(manager, self.keep[kind])
 
   def _check_written(self, manager, kind: str) -> None:
     """Raises WriteFailed if the last save (finished by now) left no complete folder.

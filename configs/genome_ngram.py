@@ -10,7 +10,9 @@ CPU budget: one counting pass, about 2 minutes on 2 CPU cores (no time limit nee
 Expected result: test 1.9488 bits/nt (perplexity 3.86). Measured on the same
 test windows (2 CPU cores shared with other jobs): order 10: 2.0044,
 12: 1.9934, 14: 1.9546, 16: 1.9488 (fit 107 s), 20: 1.9413 (fit 165 s);
-the long orders find the genome's repeats. xz -9e stores a bacterial genome
+the long orders find the genome's repeats. The order chosen on validation by
+the sweep is 7: --config.model.ngram_order=7 gives 1.9351 (1.9344 scored in
+strided windows with --mode=eval; docs/genomes.md). xz -9e stores a bacterial genome
 at about 2.0 bits/nt. Other orders: --config.model.ngram_order=N, or
   python -m dnagen_jax.main --mode=sweep --config=configs/genome_ngram.py --workdir=/tmp/ecoli_sweep --max_order=16
 """

@@ -92,6 +92,7 @@ def test_sigterm_to_one_process_or_ctrl_c_stops_both_at_one_step_and_resumes(
     assert writers.get(name) == {"0"}, writers
 
 
+@pytest.mark.slow  # 35-45 s of the default suite's 10 minutes; -m slow (and -m faults' kill -9 cases) run it
 def test_kill_9_of_one_process_ends_the_other_and_relaunch_resumes(
     tmp_path, tmp_path_factory, reference):
   workdir, data_dir = str(tmp_path / "run"), cluster_runs.shared_data_dir(tmp_path_factory)

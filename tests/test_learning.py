@@ -16,6 +16,7 @@ from dnagen_jax.data import storage
 from tests.helpers import overrides, run_main
 
 
+@pytest.mark.slow  # 45 s; its 400-step twin is a claims test (-m claims); training is guarded by test_train's runs
 def test_default_lstm_reaches_oracle(tmp_path, tfds_dir):
   """configs/default.py cut from 400 to 250 steps (its cosine with it), else unchanged but for
   where data is written: within 3% of the oracle (measured +2.0%; at 150 steps +6.8%). The full

@@ -3,8 +3,8 @@
 `trainer.train_and_evaluate` (bucketed batches split over 8 devices, the
 custom-VJP time loops in the CPU kernel, `steps.train_step`,
 `steps.make_optimizer`) against a loop written plainly here: the same
-initial parameters, a forward pass with `recurrent.lstm_cell` in a
-`lax.scan`, `jax.grad` of the masked mean cross-entropy, each batch padded
+initial parameters, a forward pass with `recurrent.lstm_cell` (or
+`gru_cell`) in a `lax.scan`, `jax.grad` of the masked mean cross-entropy, each batch padded
 to another length (a multiple of 32, one device), and an optax chain of
 clipping and Adam built from optax's own pieces. Their logged training
 losses must agree step for step over 300 steps.
@@ -29,8 +29,8 @@ from tests import helpers
 STEPS, LOG_EVERY = 300, 25
 
 
-def _config(tfds_dir):
-  config = helpers.tiny_config(tfds_dir, "lstm")
+def _config(tfds_dir, kind):
+  config = helpers.tiny_config(tfds_dir, kind)
   config.data.synthetic_sizes = (160, 16, 16)
   config.data.length_buckets = (64, 96, 128)       # the loop pads to these; the reference to multiples of 32
   config.model.hidden_dim = 32                     # a multiple of 16: the CPU kernel runs it
@@ -56,11 +56,17 @@ def _reference_losses(config) -> list[float]:
 
   def forward(p, inputs):
     x = p["embed"]["embedding"][inputs.T]                                # [T, B, E]
+    zero = jnp.zeros((inputs.shape[0], config.model.hidden_dim))
     for i in range(config.model.num_layers):
       layer = p["layers"][i]
-      gx = x @ layer["w_ih"] + layer["b"] + layer.get("b_hh", 0.0)       # [T, B, 4H]
-      zero = jnp.zeros((inputs.shape[0], config.model.hidden_dim))
-      _, x = jax.lax.scan(lambda c, g, w=layer["w_hh"]: recurrent.lstm_cell(c, g, w), (zero, zero), gx)
+      b_hh = layer.get("b_hh", np.zeros(0, np.float32))                  # PyTorch's second bias
+      if config.model.name == "lstm":
+        gx = x @ layer["w_ih"] + layer["b"] + (b_hh if b_hh.size else 0.0)  # [T, B, 4H]
+        _, x = jax.lax.scan(lambda c, g, w=layer["w_hh"]: recurrent.lstm_cell(c, g, w), (zero, zero), gx)
+      else:  # GRU: b_hh holds the r and z parts; the n gate's lies inside r * (.) as b_hn
+        gx = x @ layer["w_ih"] + layer["b"] + jnp.pad(b_hh, (0, 3 * config.model.hidden_dim - b_hh.size))
+        _, x = jax.lax.scan(lambda h, g, w=layer["w_hh"], bn=layer["b_hn"]: recurrent.gru_cell(h, g, w, bn),
+                            zero, gx)
     return (x @ p["head"]["kernel"] + p["head"]["bias"]).swapaxes(0, 1)    # [B, T, V]
 
   def loss(p, batch):
@@ -94,9 +100,10 @@ def _reference_losses(config) -> list[float]:
   return losses
 
 
-@pytest.mark.slow  # 40 CPU-seconds; the default suite guards the step itself (test_torch_full_model.py)
-def test_loop_matches_plain_jax_reference(tfds_dir, tmp_path):
-  config = _config(tfds_dir)
+@pytest.mark.slow  # 40 CPU-seconds each; the default suite guards the step itself (test_torch_full_model.py)
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_loop_matches_plain_jax_reference(tfds_dir, tmp_path, kind):
+  config = _config(tfds_dir, kind)
   assert jax.device_count() == 8
   trainer.train_and_evaluate(config, str(tmp_path))
   with open(tmp_path / "metrics.jsonl") as f:

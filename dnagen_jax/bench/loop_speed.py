@@ -15,7 +15,8 @@ batches of train.eval_batch_size), as --mode=eval/detect do.
 Reported for both: real nucleotides/s over the training wall time
 (compilation, validation and checkpoints included), the padding fraction,
 time per epoch, time outside the compiled step, validation perplexity after
-each evaluation, and scoring nucleotides/s. Written: WORKDIR/loop.json (every
+each evaluation, scoring nucleotides/s and the final model's held-out (test
+split) perplexity. Written: WORKDIR/loop.json (every
 point) and WORKDIR/loop.png (validation perplexity against nucleotides seen
 and against wall time, one line per library).
 """
@@ -23,6 +24,7 @@ and against wall time, one line per library).
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 
@@ -158,7 +160,8 @@ def _print_table(result: dict) -> None:
           ("seconds per epoch", "seconds_per_epoch", "{:,.0f}", False),
           ("epochs", "epochs", "{:.2f}", False),
           ("scoring nt/s (first call)", "score_first_nt_per_s", "{:,.0f}", True),
-          ("scoring nt/s (second call)", "score_second_nt_per_s", "{:,.0f}", True)]
+          ("scoring nt/s (second call)", "score_second_nt_per_s", "{:,.0f}", True),
+          ("held-out (test) perplexity", "test_perplexity", "{:.4f}", False)]
   header = f"{'':30s}" + "".join(f"{lib:>20s}" for lib in libs)
   print(header + ("   ratio" if len(libs) == 2 else ""), flush=True)
   for label, key, fmt, ratio in rows:
@@ -232,6 +235,8 @@ def run(config, workdir: str, minutes: float = 0.0, epochs: int = 0, with_torch:
   from dnagen_jax.scoring import neural  # pylint: disable=g-import-not-at-top
   scorer = neural.NeuralScorer.load(jax_dir)
   jax_side.update({f"score_{k}": v for k, v in _score_rate(scorer.token_log_probs, val + test).items()})
+  lps = scorer.token_log_probs(test)
+  jax_side["test_perplexity"] = math.exp(-sum(float(lp.sum()) for lp in lps) / sum(map(len, lps)))
   sides["dnagen_jax"] = _summary(jax_side, bpe)
 
   if with_torch:
@@ -258,6 +263,8 @@ def run(config, workdir: str, minutes: float = 0.0, epochs: int = 0, with_torch:
       rate = _score_rate(lambda _: torch_loop.score_batches(
           model, genes, config.train.eval_batch_size, cut), val + test)
       t.update({f"score_{k}": v for k, v in rate.items()})
+      total, count = torch_loop.score_batches(model, genes[len(val):], config.train.eval_batch_size, cut)
+      t["test_perplexity"] = math.exp(-total / count)
       t["outside_step_s"] = {"validation": t.pop("validation_s")}
       sides[f"PyTorch {t['torch_version']}"] = _summary(t, bpe)
 

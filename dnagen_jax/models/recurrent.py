@@ -36,6 +36,7 @@ from flax import nnx
 from dnagen_jax.data import tokens
 from dnagen_jax.errors import UserError
 from dnagen_jax.models import axes
+from dnagen_jax.models import initializers
 from dnagen_jax.models import cpu_recurrent
 from dnagen_jax.models import cudnn_lstm
 from dnagen_jax.models import wavefront
@@ -375,11 +376,8 @@ class RecurrentLM(nnx.Module):
       # nn.Embedding draws N(0, 1), 16x Flax's default std at width 256: gates
       # then start far from the input-blind unigram plateau. nn.Linear draws
       # weight and bias from U(-1/sqrt(in), 1/sqrt(in)).
-      embed_kw = {"embedding_init": nnx.initializers.normal(1.0)}
-      bound = 1.0 / cfg.hidden_dim ** 0.5
-      uniform = lambda key, shape, dtype=jnp.float32: jax.random.uniform(
-          key, shape, dtype, -bound, bound)
-      head_kw = {"kernel_init": uniform, "bias_init": uniform}
+      embed_kw = initializers.embed("pytorch")
+      head_kw = initializers.linear("pytorch", cfg.hidden_dim)
     self.embed = nnx.Embed(vocab_size, cfg.embed_dim, rngs=rngs,
                            embedding_metadata=axes.meta("vocab", "embed"), **embed_kw)
     self.pos = (nnx.Embed(cfg.max_len, cfg.embed_dim, rngs=rngs,

@@ -26,6 +26,7 @@ from dnagen_jax.data import tokens
 from dnagen_jax.errors import UserError
 from dnagen_jax.models import axes
 from dnagen_jax.models import cpu_attention
+from dnagen_jax.models import initializers
 from dnagen_jax.models.matmul import dense
 
 
@@ -190,14 +191,16 @@ class CausalSelfAttention(nnx.Module):
   """[batch * time, d] -> [batch * time, d], each position sees itself and the past."""
 
   def __init__(self, d: int, heads: int, head_dim: int, *, rngs: nnx.Rngs, dtype, block: int = 0,
-               cpu_kernel: bool = False, impl: str = "auto"):
+               cpu_kernel: bool = False, impl: str = "auto", init: str = "flax"):
     self.heads, self.head_dim, self.dtype, self.block = heads, head_dim, dtype, block
     self.cpu_kernel = cpu_kernel
     self.impl = impl  # model.attention_impl (see `attention_path`)
     self.qkv = nnx.Linear(d, 3 * heads * head_dim, rngs=rngs, dtype=dtype,
-                          kernel_metadata=axes.meta("embed", "qkv"), bias_metadata=axes.meta("qkv"))
+                          kernel_metadata=axes.meta("embed", "qkv"), bias_metadata=axes.meta("qkv"),
+                          **initializers.linear(init, d))
     self.out = nnx.Linear(heads * head_dim, d, rngs=rngs, dtype=dtype,
-                          kernel_metadata=axes.meta("heads", "embed"), bias_metadata=axes.meta("embed"))
+                          kernel_metadata=axes.meta("heads", "embed"), bias_metadata=axes.meta("embed"),
+                          **initializers.linear(init, heads * head_dim))
 
   def __call__(self, x: jax.Array, seq_len: int) -> jax.Array:
     b = x.shape[0] // seq_len
@@ -239,16 +242,19 @@ class Block(nnx.Module):
 
   def __init__(self, cfg, head_dim: int, *, rngs: nnx.Rngs, dtype):
     d = cfg.embed_dim
+    init = cfg.get("transformer_init", "flax")
     norm = dict(scale_metadata=axes.meta("embed"), bias_metadata=axes.meta("embed"))
     self.ln1 = nnx.LayerNorm(d, rngs=rngs, **norm)
     self.attn = CausalSelfAttention(d, cfg.num_heads, head_dim, rngs=rngs, dtype=dtype,
                                     block=cfg.attention_block, cpu_kernel=cfg.cpu_kernel,
-                                    impl=cfg.get("attention_impl", "auto"))
+                                    impl=cfg.get("attention_impl", "auto"), init=init)
     self.ln2 = nnx.LayerNorm(d, rngs=rngs, **norm)
     self.fc1 = nnx.Linear(d, cfg.mlp_dim, rngs=rngs, dtype=dtype,
-                          kernel_metadata=axes.meta("embed", "mlp"), bias_metadata=axes.meta("mlp"))
+                          kernel_metadata=axes.meta("embed", "mlp"), bias_metadata=axes.meta("mlp"),
+                          **initializers.linear(init, d))
     self.fc2 = nnx.Linear(cfg.mlp_dim, d, rngs=rngs, dtype=dtype,
-                          kernel_metadata=axes.meta("mlp", "embed"), bias_metadata=axes.meta("embed"))
+                          kernel_metadata=axes.meta("mlp", "embed"), bias_metadata=axes.meta("embed"),
+                          **initializers.linear(init, cfg.mlp_dim))
 
   def __call__(self, x: jax.Array, seq_len: int) -> jax.Array:
     x = x + self.attn(self.ln1(x), seq_len)
@@ -271,17 +277,19 @@ class TransformerLM(nnx.Module):
   def __init__(self, cfg, *, rngs: nnx.Rngs, vocab_size: int = tokens.VOCAB_SIZE):
     dtype = jnp.dtype(cfg.dtype)
     head_dim = cfg.head_dim or cfg.embed_dim // cfg.num_heads
+    init = cfg.get("transformer_init", "flax")  # model.transformer_init
     self.embed = nnx.Embed(vocab_size, cfg.embed_dim, rngs=rngs,  # 8 nucleotide tokens or 3 + 4^k k-mers
-                           embedding_metadata=axes.meta("vocab", "embed"))
+                           embedding_metadata=axes.meta("vocab", "embed"), **initializers.embed(init))
     self.pos = nnx.Embed(cfg.max_len, cfg.embed_dim, rngs=rngs,
-                         embedding_metadata=axes.meta("position", "embed"))
+                         embedding_metadata=axes.meta("position", "embed"), **initializers.embed(init))
     self.remat = bool(cfg.remat)
     self.blocks = nnx.List([Block(cfg, head_dim, rngs=rngs, dtype=dtype)
                             for _ in range(cfg.num_layers)])
     self.ln_f = nnx.LayerNorm(cfg.embed_dim, rngs=rngs, scale_metadata=axes.meta("embed"),
                               bias_metadata=axes.meta("embed"))
     self.head = nnx.Linear(cfg.embed_dim, vocab_size, rngs=rngs,
-                           kernel_metadata=axes.meta("embed", "vocab"), bias_metadata=axes.meta("vocab"))
+                           kernel_metadata=axes.meta("embed", "vocab"), bias_metadata=axes.meta("vocab"),
+                           **initializers.linear(init, cfg.embed_dim))
 
   def __call__(self, inputs: jax.Array) -> jax.Array:
     b, t = inputs.shape

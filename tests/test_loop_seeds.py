@@ -1,0 +1,44 @@
+"""bench/loop_seeds.py: the paired comparison of several `bench --loop` seeds."""
+
+import json
+import os
+
+import numpy as np
+from scipy import stats
+
+from dnagen_jax.bench import loop_seeds
+
+
+def _loop_json(path, seed, ours, theirs, test=(3.8, 3.81), title="lstm 3x256"):
+  os.makedirs(path)
+  result = {"title": title, "config": {"train": {"seed": seed}},
+            "equal_nucleotides": [{"nucleotides": 1e6, "perplexity": 9.0, "other_perplexity": 9.0},
+                                  {"nucleotides": 3.3e6, "perplexity": ours, "other_perplexity": theirs}],
+            "sides": {"dnagen_jax": {"test_perplexity": test[0]}, "PyTorch": {"test_perplexity": test[1]}}}
+  with open(os.path.join(path, "loop.json"), "w") as f:
+    json.dump(result, f)
+  return str(path)
+
+
+def test_paired_interval_is_a_paired_t_interval(tmp_path):
+  ours, theirs = [3.84, 3.83, 3.85], [3.83, 3.835, 3.83]
+  dirs = [_loop_json(tmp_path / f"s{i}", i, a, b) for i, (a, b) in enumerate(zip(ours, theirs))]
+  summary = loop_seeds.summarise([loop_seeds.read(d) for d in dirs])
+  diff = np.subtract(ours, theirs)
+  lo, hi = stats.t.interval(0.95, len(diff) - 1, loc=diff.mean(), scale=stats.sem(diff))
+  np.testing.assert_allclose(summary["validation"]["interval"], [lo, hi], rtol=1e-12)
+  np.testing.assert_allclose(summary["validation"]["mean"], [np.mean(ours), np.mean(theirs)])
+  assert abs(summary["test"]["difference"] + 0.01) < 1e-12  # 3.80 - 3.81 for every seed
+  text = loop_seeds.report(summary)
+  assert "ours - PyTorch +0.0083" in text and "3.3" in text
+
+
+def test_bad_workdirs_are_one_line(tmp_path, capsys):
+  a = _loop_json(tmp_path / "a", 0, 3.8, 3.8)
+  b = _loop_json(tmp_path / "b", 0, 3.8, 3.8)
+  c = _loop_json(tmp_path / "c", 1, 3.8, 3.8, title="gru 3x256")
+  for args, needle in (([a, b], "share a seed"), ([a, c], "different runs"),
+                       ([a, str(tmp_path / "none")], "not a finished bench --loop result")):
+    assert loop_seeds.main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0], err

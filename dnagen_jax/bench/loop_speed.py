@@ -236,7 +236,8 @@ def run(config, workdir: str, minutes: float = 0.0, epochs: int = 0, with_torch:
   scorer = neural.NeuralScorer.load(jax_dir)
   jax_side.update({f"score_{k}": v for k, v in _score_rate(scorer.token_log_probs, val + test).items()})
   lps = scorer.token_log_probs(test)
-  jax_side["test_perplexity"] = math.exp(-sum(float(lp.sum()) for lp in lps) / sum(map(len, lps)))
+  count = sum(map(len, lps))  # 0 with data.test_fraction=0: no held-out figure
+  jax_side["test_perplexity"] = math.exp(-sum(float(lp.sum()) for lp in lps) / count) if count else None
   sides["dnagen_jax"] = _summary(jax_side, bpe)
 
   if with_torch:
@@ -264,7 +265,7 @@ def run(config, workdir: str, minutes: float = 0.0, epochs: int = 0, with_torch:
           model, genes, config.train.eval_batch_size, cut), val + test)
       t.update({f"score_{k}": v for k, v in rate.items()})
       total, count = torch_loop.score_batches(model, genes[len(val):], config.train.eval_batch_size, cut)
-      t["test_perplexity"] = math.exp(-total / count)
+      t["test_perplexity"] = math.exp(-total / count) if count else None
       t["outside_step_s"] = {"validation": t.pop("validation_s")}
       sides[f"PyTorch {t['torch_version']}"] = _summary(t, bpe)
 

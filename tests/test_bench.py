@@ -65,6 +65,8 @@ def test_loop_benchmark_trains_both_and_writes_curves(tfds_dir, tmp_path):
     # Both learn: 8 warm-up steps take validation from ~7.9 to ~7.2 (uniform over the 8 tokens: 8).
     first, last = (p["perplexity"] for p in main_points)
     assert last < first - 0.3 and first < 8
+    # the final model on the held-out split: the same source, so about its last validation figure
+    assert side["test_perplexity"] == pytest.approx(side["points"][-1]["perplexity"], rel=0.05)
   if step_speed.torch_available():  # the PyTorch curve is on disk as it is made
     kept = [json.loads(line) for line in (tmp_path / "torch_points.jsonl").read_text().splitlines()]
     other = next(k for k in result["sides"] if k != "dnagen_jax")

@@ -51,6 +51,7 @@ def _audited_env(tmp_path, workdir: str) -> dict:
   return env
 
 
+@pytest.mark.slow  # about 56 s on 2 cores (the default suite keeps its 10 minutes); -m slow runs it
 def test_sigterm_to_one_process_or_ctrl_c_stops_both_at_one_step_and_resumes(
     tmp_path, tmp_path_factory, reference):
   workdir, data_dir = str(tmp_path / "run"), cluster_runs.shared_data_dir(tmp_path_factory)

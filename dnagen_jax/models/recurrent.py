@@ -286,8 +286,8 @@ class RecurrentLayer(nnx.Module):
     gates = {"lstm": 4, "gru": 3}[kind]
     self.kind, self.hidden, self.dtype = kind, hidden, dtype
     self.cpu_kernel = cpu_kernel  # on CPU: the time loops in the C++ kernel where it builds
-    scale = 1.0 / hidden ** 0.5  # PyTorch's U(-1/sqrt(H), 1/sqrt(H)) init
-    uniform = lambda shape: jax.random.uniform(rngs.params(), shape, minval=-scale, maxval=scale)
+    draw = initializers.pytorch_uniform(hidden)  # nn.LSTM/nn.GRU: U(-1/sqrt(H), 1/sqrt(H))
+    uniform = lambda shape: draw(rngs.params(), shape)
     # Dimensions named for sharding (models/axes.py).
     self.w_ih = axes.param(uniform((in_dim, gates * hidden)), "rnn_in", "rnn_gates")
     self.w_hh = axes.param(uniform((hidden, gates * hidden)), "rnn_hidden", "rnn_gates")

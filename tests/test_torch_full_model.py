@@ -6,7 +6,9 @@ the head) of `runtime.steps.batch_loss` against nn.Embedding + nn.LSTM/nn.GRU
 trimmed to its longest gene, with the CPU kernel on and off; and three steps
 of `steps.jit_train_step` (Adam from `steps.make_optimizer`, clipping, the
 batch split over 8 devices, some holding only padding) against
-torch.optim.Adam + clip_grad_norm_. Where torch is installed PyTorch's side is
+torch.optim.Adam + clip_grad_norm_. The transformer likewise, against the
+PyTorch loop's twin (bench/torch_twins.TorchTransformerLM: nn.Linear,
+nn.LayerNorm, SDPA) with the CPU attention kernel on and off. Where torch is installed PyTorch's side is
 computed live; otherwise (CI) it is read from
 tests/data/torch_full_model_grads.npz, which
 `python tests/data/make_torch_full_model_grads.py` writes.
@@ -21,8 +23,10 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from dnagen_jax.models import cpu_attention
 from dnagen_jax.models import cpu_recurrent
 from dnagen_jax.models import recurrent
+from dnagen_jax.models import transformer
 from dnagen_jax.runtime import mesh_utils
 from dnagen_jax.runtime import steps
 
@@ -61,6 +65,16 @@ def _model(kind: str, kernel: bool, bias_pair: bool = False) -> recurrent.Recurr
   for path, var in nnx.to_flat_state(nnx.state(model, nnx.Param)):
     key = f"{kind}/param/" + "/".join(map(str, path))
     var[...] = STORED[key] if key in STORED else np.zeros(var.shape, np.float32)
+  return model
+
+
+def _transformer(kernel: bool) -> transformer.TransformerLM:
+  """The project's transformer holding the stored weights."""
+  cfg = gen.transformer_config()
+  cfg.cpu_kernel = kernel
+  model = transformer.TransformerLM(cfg, rngs=nnx.Rngs(1))
+  for path, var in nnx.to_flat_state(nnx.state(model, nnx.Param)):
+    var[...] = STORED[f"{gen.TRANSFORMER}/param/" + "/".join(map(str, path))]
   return model
 
 
@@ -126,7 +140,46 @@ def test_adam_steps_on_devices_match_pytorch(kind):
                                err_msg=f"{kind} {name}")
 
 
-@pytest.mark.parametrize("kind", gen.KINDS)
+def test_transformer_gradients_match_pytorch():
+  """Every gradient of the transformer (embeddings, LayerNorms, attention, MLP, head) against the twin's."""
+  ref = _reference(gen.TRANSFORMER)
+  batch = jax.tree.map(jax.numpy.asarray, BATCH)
+  for kernel in (False,) + ((True,) if cpu_attention.usable(np.float32) else ()):
+    grads, (nll, count) = nnx.jit(nnx.grad(steps.batch_loss, has_aux=True))(_transformer(kernel), batch)
+    np.testing.assert_allclose(float(nll / count), ref["loss"], rtol=1e-5)
+    grads = _flat(grads)
+    assert len(grads) == sum(k.startswith("grad/") for k in ref)
+    for name, g in grads.items():
+      np.testing.assert_allclose(g, ref[f"grad/{name}"], rtol=2e-4, atol=2e-6, err_msg=f"kernel={kernel} {name}")
+
+
+def test_transformer_adam_steps_on_devices_match_pytorch():
+  """steps.jit_train_step on 8 devices moves every transformer parameter as torch.optim.Adam does."""
+  ref = _reference(gen.TRANSFORMER)
+  tc = ml_collections.ConfigDict(dict(learning_rate=gen.LR, schedule="constant", warmup_steps=0,
+                                      grad_clip=gen.CLIP, weight_decay=0.0))
+  mesh = mesh_utils.make_mesh()
+  model = _transformer(cpu_attention.usable(np.float32))
+  optimizer = nnx.Optimizer(model, steps.make_optimizer(tc, 100), wrt=nnx.Param)
+  graphdef, state = nnx.split((model, optimizer))
+  step = steps.jit_train_step(graphdef, mesh)
+  state = jax.device_put(state, mesh_utils.replicated(mesh))
+  for _ in range(gen.ADAM_STEPS):
+    state, _ = step(state, mesh_utils.put_batch(BATCH, mesh))
+  model, _ = nnx.merge(graphdef, state)
+  for name, got in _flat(nnx.state(model, nnx.Param)).items():
+    start, want = STORED[f"{gen.TRANSFORMER}/param/{name}"], ref[f"adam/{name}"]
+    if name.endswith("qkv/bias"):
+      # The key bias adds q . b_k to every score of a query: softmax ignores it, so its gradient is 0
+      # up to rounding, which Adam (g / sqrt(v)) turns into steps of either sign: compare q and v.
+      keep = np.arange(got.size).reshape(3, -1)[[0, 2]].ravel()
+      got, want, start = got[keep], want[keep], start[keep]
+    if name != "pos/embedding":  # positions past the longest gene get no gradient
+      assert np.abs(want - start).max() > 0.5 * gen.LR, name  # moved: the check can fail
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=2e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("kind", gen.KINDS + (gen.TRANSFORMER,))
 def test_stored_reference_is_what_torch_computes(kind):
   """The .npz CI reads is what PyTorch computes now from its weights and batch."""
   pytest.importorskip("torch")

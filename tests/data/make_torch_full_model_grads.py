@@ -16,6 +16,12 @@ its longest gene, each parameter's gradient, and the parameters after
 ADAM_STEPS steps of torch.optim.Adam(lr=LR) with clip_grad_norm_(CLIP) on
 that batch. Keys: '<kind>/<what>/<param path>' (param paths as in the
 project's model: embed/embedding, layers/0/w_ih, ..., head/kernel).
+
+For the transformer (width 16, 2 blocks of 3 heads of 5, feed-forward 24,
+learned positions, PyTorch's initialisation): the same, against
+bench/torch_twins.TorchTransformerLM (the PyTorch loop's model: nn.Linear,
+nn.LayerNorm, SDPA) holding the project's weights, its LayerNorms at Flax's
+epsilon 1e-6 (PyTorch's default is 1e-5) so that the two compute one function.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import sys
 import numpy as np
 
 KINDS = ("lstm", "gru")
+TRANSFORMER = "transformer"
 EMBED, HIDDEN, LAYERS = 8, 16, 2  # HIDDEN a multiple of 16: the CPU kernel runs it
 GENES = ("ACGTTGCAAGCTTAGGC", "GGCATTACG", "TTAGCCGATCGATCGGATCGATTGCA", "C", "ACGTNACGT")
 PAD_COLUMNS = 5       # the batch is padded past its longest gene, as a bucket pads it
@@ -41,6 +48,14 @@ def model_config(kind: str):
       max_len=64, remat=False, dtype="float32", init="pytorch", cpu_kernel=False))
 
 
+def transformer_config():
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  return ml_collections.ConfigDict(dict(
+      name=TRANSFORMER, embed_dim=16, num_heads=3, head_dim=5, mlp_dim=24, num_layers=LAYERS,
+      position_embedding=True, max_len=64, attention_block=0, attention_impl="blocks", cpu_kernel=False,
+      remat=False, dtype="float32", transformer_init="pytorch"))
+
+
 def batch() -> dict:
   """The padded batch [len(GENES) + PAD_ROWS, longest + 1 + PAD_COLUMNS] (BOS + gene)."""
   from dnagen_jax.data import batching  # pylint: disable=g-import-not-at-top
@@ -52,13 +67,44 @@ def jax_params(kind: str, seed: int = 0) -> dict:
   """{param path: array} of a fresh project model (PyTorch's initialisation)."""
   from flax import nnx  # pylint: disable=g-import-not-at-top
   from dnagen_jax.models import recurrent  # pylint: disable=g-import-not-at-top
-  model = recurrent.RecurrentLM(model_config(kind), rngs=nnx.Rngs(seed))
+  from dnagen_jax.models import transformer  # pylint: disable=g-import-not-at-top
+  if kind == TRANSFORMER:
+    model = transformer.TransformerLM(transformer_config(), rngs=nnx.Rngs(seed))
+  else:
+    model = recurrent.RecurrentLM(model_config(kind), rngs=nnx.Rngs(seed))
   return {"/".join(map(str, path)): np.asarray(v[...])
           for path, v in nnx.to_flat_state(nnx.state(model, nnx.Param))}
 
 
+def _torch_transformer(params: dict):
+  """The twin holding `params` -> (module, ours): ours(get) maps its tensors to the project's paths."""
+  import torch  # pylint: disable=g-import-not-at-top
+  from torch import nn  # pylint: disable=g-import-not-at-top
+  from dnagen_jax.bench import torch_twins  # pylint: disable=g-import-not-at-top
+  model = torch_twins.TorchTransformerLM(transformer_config())
+  names = {}  # project path -> (torch parameter, stored transposed)
+  for name, module in model.named_modules():
+    path = name.replace(".", "/")
+    if isinstance(module, nn.Linear):
+      names.update({f"{path}/kernel": (module.weight, True), f"{path}/bias": (module.bias, False)})
+    elif isinstance(module, nn.LayerNorm):
+      module.eps = 1e-6  # Flax's
+      names.update({f"{path}/scale": (module.weight, False), f"{path}/bias": (module.bias, False)})
+    elif isinstance(module, nn.Embedding):
+      names[f"{path}/embedding"] = (module.weight, False)
+  assert sorted(names) == sorted(params), (sorted(names), sorted(params))
+  with torch.no_grad():
+    for path, (p, transposed) in names.items():
+      value = torch.tensor(np.asarray(params[path], np.float32))
+      p.copy_(value.T if transposed else value)
+  ours = lambda get: {path: (get(p).T if transposed else get(p)) for path, (p, transposed) in names.items()}
+  return model, ours
+
+
 def torch_reference(kind: str, params: dict, batch: dict) -> dict:
   """A plain PyTorch loop on `params` and `batch`: {'loss', 'grad/<path>', 'adam/<path>'}."""
+  if kind == TRANSFORMER:
+    return _torch_loop(*_torch_transformer(params), batch)
   import torch  # pylint: disable=g-import-not-at-top
   from torch import nn  # pylint: disable=g-import-not-at-top
   from torch.nn import functional as F  # pylint: disable=g-import-not-at-top
@@ -82,15 +128,16 @@ def torch_reference(kind: str, params: dict, batch: dict) -> dict:
       if kind == "gru":
         b_hh[2 * h:] = t(params[f"layers/{i}/b_hn"])
       getattr(rnn, f"bias_hh_l{i}").copy_(b_hh)
-  modules = nn.ModuleDict({"embed": embed, "rnn": rnn, "head": head})
-  real = int(np.asarray(batch["mask"]).sum(axis=1).max())  # trimmed to the longest gene
-  inputs = torch.tensor(np.asarray(batch["inputs"])[:, :real], dtype=torch.long)
-  targets = torch.tensor(np.asarray(batch["targets"])[:, :real], dtype=torch.long)
 
-  def loss_fn():
-    logits = head(rnn(embed(inputs))[0])
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                           ignore_index=tokens.PAD)
+  class Model(nn.Module):
+    """nn.Embedding + nn.LSTM/nn.GRU + nn.Linear: inputs [b, t] -> logits [b, t, vocab]."""
+
+    def __init__(self):
+      super().__init__()
+      self.embed, self.rnn, self.head = embed, rnn, head
+
+    def forward(self, x):
+      return self.head(self.rnn(self.embed(x))[0])
 
   def ours(get) -> dict:
     """PyTorch's parameters (or gradients) `get(p)` in the project's layout."""
@@ -107,19 +154,41 @@ def torch_reference(kind: str, params: dict, batch: dict) -> dict:
         out[f"layers/{i}/b_hn"] = b_hh[2 * h:]
     return out
 
+  # d loss / d b: the gradient of b_ih (PyTorch's b_hh gets the same for the summed gates).
+  grad_b = {f"layers/{i}/b": getattr(rnn, f"bias_ih_l{i}") for i in range(LAYERS)}
+  return _torch_loop(Model(), ours, batch, grad_b)
+
+
+def _torch_loop(model, ours, batch: dict, grad_overrides: dict | None = None) -> dict:
+  """Loss and gradients of `model` (inputs [b, t] -> logits) on `batch`, then ADAM_STEPS of Adam.
+
+  ours(get) maps the model's tensors to the project's parameter paths;
+  grad_overrides {path: tensor} takes that path's gradient from another tensor.
+  """
+  import torch  # pylint: disable=g-import-not-at-top
+  from torch import nn  # pylint: disable=g-import-not-at-top
+  from torch.nn import functional as F  # pylint: disable=g-import-not-at-top
+  from dnagen_jax.data import tokens  # pylint: disable=g-import-not-at-top
+  real = int(np.asarray(batch["mask"]).sum(axis=1).max())  # trimmed to the longest gene
+  inputs = torch.tensor(np.asarray(batch["inputs"])[:, :real], dtype=torch.long)
+  targets = torch.tensor(np.asarray(batch["targets"])[:, :real], dtype=torch.long)
+
+  def loss_fn():
+    logits = model(inputs)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                           ignore_index=tokens.PAD)
+
   loss = loss_fn()
   loss.backward()
   result = {"loss": np.float64(loss.item())}
-  # d loss / d b: the gradient of b_ih (PyTorch's b_hh gets the same for the summed gates).
   grads = ours(lambda p: p.grad.numpy().copy())
-  for i in range(LAYERS):
-    grads[f"layers/{i}/b"] = getattr(rnn, f"bias_ih_l{i}").grad.numpy().copy()
+  grads.update({k: p.grad.numpy().copy() for k, p in (grad_overrides or {}).items()})
   result.update({f"grad/{k}": v for k, v in grads.items()})
-  opt = torch.optim.Adam(modules.parameters(), lr=LR)
+  opt = torch.optim.Adam(model.parameters(), lr=LR)
   for _ in range(ADAM_STEPS):
     opt.zero_grad()
     loss_fn().backward()
-    nn.utils.clip_grad_norm_(modules.parameters(), CLIP)
+    nn.utils.clip_grad_norm_(model.parameters(), CLIP)
     opt.step()
   result.update({f"adam/{k}": v for k, v in ours(lambda p: p.detach().numpy().copy()).items()})
   return result
@@ -130,7 +199,7 @@ def main() -> None:
   b = batch()
   for k, v in b.items():
     out[f"batch/{k}"] = v
-  for kind in KINDS:
+  for kind in KINDS + (TRANSFORMER,):
     params = jax_params(kind)
     out.update({f"{kind}/param/{k}": v for k, v in params.items()})
     out.update({f"{kind}/{k}": v for k, v in torch_reference(kind, params, b).items()})

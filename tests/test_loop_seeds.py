@@ -79,7 +79,8 @@ def test_against_refuses_unpaired_variants_in_one_line(tmp_path, capsys):
   for args, needle in (([a0, a1, "--against", b0, b2], "different seeds"),
                        ([a0, "--against", short], "compare runs of the same data"),
                        ([a0, a1, "--against", b0, b0], "share a seed"),
-                       ([a0], "compare variants with --against")):
+                       ([a0], "compare variants with --against"),
+                       ([a0, "--against", _loop_json(tmp_path / "torn", 0, 3.8, 3.8)], "no validation point")):
     assert loop_seeds.main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and needle in err[0], err

@@ -76,10 +76,14 @@ def read_variants(workdirs: list[str], against: list[str]) -> tuple[list[dict], 
   """
   def side(workdir):
     result = _load(workdir)
-    ours = result["sides"]["dnagen_jax"]
-    return {"title": result["title"], "seed": result["config"]["train"]["seed"],
-            "config": _flat(result["config"]), "nucleotides": ours["points"][-1]["nucleotides_seen"],
-            "perplexity": ours["points"][-1]["perplexity"], "test": ours.get("test_perplexity")}
+    try:
+      ours = result["sides"]["dnagen_jax"]
+      return {"title": result["title"], "seed": result["config"]["train"]["seed"],
+              "config": _flat(result["config"]), "nucleotides": ours["points"][-1]["nucleotides_seen"],
+              "perplexity": ours["points"][-1]["perplexity"], "test": ours.get("test_perplexity")}
+    except (KeyError, IndexError, TypeError) as e:
+      raise ValueError(f"{os.path.join(workdir, 'loop.json')}: no validation point of the project's "
+                       f"side (missing {e})") from None
 
   first, second = [side(w) for w in workdirs], [side(w) for w in against]
   for group in (first, second):

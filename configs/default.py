@@ -56,7 +56,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.num_layers = 1          # stacked recurrent or transformer layers
   config.model.position_embedding = False  # add a learned position embedding (the study's LSTM had one)
   config.model.init = "pytorch"        # lstm/gru initialisation: 'pytorch' (nn.Embedding N(0,1), nn.LSTM/nn.Linear uniform biases) or 'flax' (Flax defaults, zero biases)
-  config.model.transformer_init = "pytorch"  # transformer initialisation: 'pytorch' (nn.Linear/nn.Embedding's draws: learns more per nucleotide, docs/training.md) or 'flax' (LeCun normal, zero biases, embeddings N(0, 1/width))
+  config.model.transformer_init = "flax"  # transformer initialisation: 'flax' (LeCun normal, zero biases, embeddings N(0, 1/width)) or 'pytorch' (the twin's nn.Linear/nn.Embedding draws; docs/training.md)
   config.model.bias_pair = True        # lstm/gru: PyTorch's two biases b_ih, b_hh as two parameters (Adam moves their sum 2x as far as one bias; docs/training.md)
   config.model.max_len = 1024          # longest input in tokens (BOS + 1023 nucleotides, as in the study)
   config.model.num_heads = 3           # transformer: attention heads

@@ -61,8 +61,7 @@ def get_config():
   )
   study.families.transformer = dict(      # one-layer pre-LN causal transformers, 2 heads, MLP 2 x width
       config="configs/transformer.py",
-      # transformer_init flax: the draws the documented E was measured with (the default is now PyTorch's)
-      overrides={"model": {"num_heads": 2, "max_len": 65, "transformer_init": "flax"}, "train": train},
+      overrides={"model": {"num_heads": 2, "max_len": 65}, "train": train},
       sizes={
           "d4": {"model": {"embed_dim": 4, "mlp_dim": 8, "num_layers": 1}},
           "d8": {"model": {"embed_dim": 8, "mlp_dim": 16, "num_layers": 1}},

@@ -54,8 +54,7 @@ def get_config():
   )
   study.families.transformer = dict(      # pre-LN causal transformers, 2 heads, MLP 2 x width
       config="configs/transformer.py",
-      # transformer_init flax: the draws the documented points were measured with (the default is now PyTorch's)
-      overrides={"model": {"num_heads": 2, "max_len": 128, "transformer_init": "flax"}, "train": train},
+      overrides={"model": {"num_heads": 2, "max_len": 128}, "train": train},
       sizes={
           "d16": {"model": {"embed_dim": 16, "mlp_dim": 32, "num_layers": 1}},
           "d32": {"model": {"embed_dim": 32, "mlp_dim": 64, "num_layers": 1}},

@@ -237,6 +237,7 @@ def test_sweep_writes_table_and_plot(tfds_dir, tmp_path):
     sweep.run(config, workdir, max_order=3, smoothings=["nope"])
 
 
+@pytest.mark.slow  # 10 s on 2 cores; by default NLTK equality and the synthetic oracle guard the N-grams
 def test_real_genes_kneser_ney_beats_laplace_and_mle(genes_csv, tfds_dir):
   """genes.csv split as the data set splits it; orders span each family's optimum."""
   config = default.get_config()

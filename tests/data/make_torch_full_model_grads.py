@@ -106,13 +106,10 @@ def torch_reference(kind: str, params: dict, batch: dict) -> dict:
   if kind == TRANSFORMER:
     return _torch_loop(*_torch_transformer(params), batch)
   import torch  # pylint: disable=g-import-not-at-top
-  from torch import nn  # pylint: disable=g-import-not-at-top
-  from torch.nn import functional as F  # pylint: disable=g-import-not-at-top
-  from dnagen_jax.data import tokens  # pylint: disable=g-import-not-at-top
+  from dnagen_jax.bench import torch_twins  # pylint: disable=g-import-not-at-top
   t = lambda a: torch.tensor(np.asarray(a, np.float32))
-  embed = nn.Embedding(tokens.VOCAB_SIZE, EMBED)
-  rnn = {"lstm": nn.LSTM, "gru": nn.GRU}[kind](EMBED, HIDDEN, LAYERS, batch_first=True)
-  head = nn.Linear(HIDDEN, tokens.VOCAB_SIZE)
+  model = torch_twins.TorchRecurrentLM(model_config(kind))  # nn.Embedding + nn.LSTM/nn.GRU + nn.Linear
+  embed, rnn, head = model.embed, model.rnn, model.head
   h = HIDDEN
   with torch.no_grad():
     embed.weight.copy_(t(params["embed/embedding"]))
@@ -128,16 +125,6 @@ def torch_reference(kind: str, params: dict, batch: dict) -> dict:
       if kind == "gru":
         b_hh[2 * h:] = t(params[f"layers/{i}/b_hn"])
       getattr(rnn, f"bias_hh_l{i}").copy_(b_hh)
-
-  class Model(nn.Module):
-    """nn.Embedding + nn.LSTM/nn.GRU + nn.Linear: inputs [b, t] -> logits [b, t, vocab]."""
-
-    def __init__(self):
-      super().__init__()
-      self.embed, self.rnn, self.head = embed, rnn, head
-
-    def forward(self, x):
-      return self.head(self.rnn(self.embed(x))[0])
 
   def ours(get) -> dict:
     """PyTorch's parameters (or gradients) `get(p)` in the project's layout."""
@@ -156,7 +143,7 @@ def torch_reference(kind: str, params: dict, batch: dict) -> dict:
 
   # d loss / d b: the gradient of b_ih (PyTorch's b_hh gets the same for the summed gates).
   grad_b = {f"layers/{i}/b": getattr(rnn, f"bias_ih_l{i}") for i in range(LAYERS)}
-  return _torch_loop(Model(), ours, batch, grad_b)
+  return _torch_loop(model, ours, batch, grad_b)
 
 
 def _torch_loop(model, ours, batch: dict, grad_overrides: dict | None = None) -> dict:

@@ -226,6 +226,7 @@ def ngram_workdir(tfds_dir, tmp_path_factory):
   return workdir
 
 
+@pytest.mark.slow  # 10 s; by default the sampling/report tests and main's bad-input tests guard generation
 def test_generate_and_report_through_main(ngram_workdir, tmp_path):
   prompts = tmp_path / "prompts.fa"
   prompts.write_text(">first\nACGTAC\n>second\nggat\n")
